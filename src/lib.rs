@@ -1,0 +1,79 @@
+//! # fieldreport
+//!
+//! Capture user feedback and crash logs in an app and deliver them, with
+//! their attachments, to a Centercode feedback server — without losing
+//! them to a killed process, a dead network or a rate-limiting server, and
+//! without posting any of them twice.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fieldreport::{Attachment, Client, Config, CrashReport, Feedback, ServerConfig};
+//!
+//! # fn main() -> Result<(), fieldreport::Error> {
+//! let server = ServerConfig::centercode("acme", "WidgetPro", "Mobile", "API-KEY");
+//! let client = Client::open(Config::new("/data/app/feedback-outbox", server))?;
+//!
+//! // Durable on return; no network call.
+//! let id = client.submit(
+//!     Feedback::new("Lighting presets should be more robust")
+//!         .description("I wish the app had more lighting presets.")
+//!         .submitter("jim@example.com")
+//!         .field("topic", 23795.into())
+//!         .attach(Attachment::from_path("Screenshot", "/tmp/screen.png")),
+//! )?;
+//! client.submit_crash(CrashReport::from_text("thread 'main' panicked at ..."))?;
+//!
+//! // Deliver now (or call `client.start_sender()` once and let it run).
+//! for receipt in client.flush(Duration::from_secs(30))?.receipts {
+//!     println!("{} -> {:?} {:?}", receipt.id, receipt.state, receipt.server_key);
+//! }
+//! # let _ = id; Ok(()) }
+//! ```
+//!
+//! ## The path of a report
+//! `submit` copies attachments into the outbox (temp name, fsync, rename)
+//! and commits the report in one SQLite transaction. `flush` posts the
+//! feedback, stores the server's key and `fileElements` before anything
+//! else, then uploads each attachment to its element, streamed from disk.
+//! States: `Queued` → `Created` → `Delivered`; a permanent failure makes a
+//! report `Dead` (kept, explained, retriable); a storage cap makes it
+//! `Evicted` (counted, explained).
+//!
+//! ## Failures
+//! Network errors, timeouts, 408, 429 and 5xx are retried with capped
+//! exponential backoff and full jitter (429 waits for `X-Rate-Limit-Reset`
+//! or `Retry-After`) and stop the flush. 400/404/413/415/422 make the report
+//! dead with the server's `description` and `invalidParameters`. 401/403
+//! pause all delivery, spending no attempt, until a new key is set or the
+//! probe interval passes.
+//!
+//! ## Modules
+//! [`config`] (what to open, and the [`Policy`] holding every limit),
+//! [`report`] (what goes in and comes out), [`sandbox`] (a local Centercode
+//! stand-in for tests and offline work). The C ABI lives in `ffi`.
+
+#![warn(missing_docs)]
+
+mod client;
+pub mod config;
+mod context;
+mod delivery;
+mod error;
+mod outbox;
+pub mod report;
+pub mod sandbox;
+mod schema;
+mod sender;
+mod server;
+
+pub use client::Client;
+pub use config::{ApiKey, AppInfo, Config, Durability, Policy, ServerConfig};
+pub use error::Error;
+pub use report::{
+    Attachment, AttachmentSource, AttachmentState, AttachmentStatus, CrashLog, CrashReport,
+    DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt,
+    ReportFilter, ReportId, ReportKind, ReportState, ReportStatus, Stats,
+};
+
+/// The library's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1085 @@
+//! The outbox: an SQLite database (WAL) beside a folder of attachment
+//! copies. Every write that the app relies on commits before returning.
+//!
+//! Files: `outbox.sqlite` (+ `-wal`, `-shm`), `files/` (attachment copies,
+//! named by a random id), `ingest.lock` (held shared while a submit copies
+//! files, exclusively while orphans are swept), `flush.lock` (one flush at a
+//! time across processes).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Durability, Policy};
+use crate::delivery::{Created, FileElement, RateWindow};
+use crate::error::{Internal, Result};
+use crate::report::{
+    AttachmentState, AttachmentStatus, DeliveryError, ReportFilter, ReportId, ReportKind,
+    ReportState, ReportStatus, Stats,
+};
+use crate::schema;
+
+const DB_NAME: &str = "outbox.sqlite";
+const FILES_DIR: &str = "files";
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+pub(crate) fn to_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// A random 128-bit id as 32 hex digits (UUID-like, no dashes needed).
+pub(crate) fn random_id() -> String {
+    let a = (crate::delivery::random_unit() * (1u64 << 53) as f64) as u64;
+    let b = (crate::delivery::random_unit() * (1u64 << 53) as f64) as u64;
+    let c = std::process::id() as u64;
+    let h = Sha256::digest(format!("{a}:{b}:{c}:{:?}", std::thread::current().id()));
+    let hex: String = h[..16].iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// Creates a directory (and parents) readable by the owner only.
+fn create_private_dir(path: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+        .map_err(|e| Internal::io(format!("cannot create {}", path.display()), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+fn private_file_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
+fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Internal::io(format!("cannot sync {}", path.display()), e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// A file copied into `files/`, not yet owned by a committed row. Dropping
+/// it removes the file, so a failed submit leaves nothing behind.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub path: PathBuf,
+    pub stored_name: String,
+    pub size: u64,
+    pub sha256: String,
+    keep: bool,
+}
+
+impl Staged {
+    fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Counts and hashes bytes as they pass.
+struct Tee<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A new report for [`Outbox::insert`].
+#[derive(Debug)]
+pub(crate) struct NewReport {
+    pub client_id: String,
+    pub kind: ReportKind,
+    pub summary: String,
+    pub payload: serde_json::Map<String, serde_json::Value>,
+    pub context: serde_json::Map<String, serde_json::Value>,
+    /// Context item name to field name: filled into the payload once the
+    /// sequence number is known.
+    pub context_fields: Vec<(String, String)>,
+    pub attachments: Vec<NewAttachment>,
+}
+
+#[derive(Debug)]
+pub(crate) struct NewAttachment {
+    pub element_key: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub staged: Staged,
+}
+
+/// One attachment as delivery needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct AttachmentRow {
+    pub id: i64,
+    pub element_key: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub state: AttachmentState,
+}
+
+/// One report as delivery needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct DeliveryRow {
+    pub id: ReportId,
+    pub client_id: String,
+    pub state: ReportState,
+    pub payload: String,
+    pub attempts: u32,
+    pub create_sent_at: Option<i64>,
+    pub server_key: Option<String>,
+    pub server_url: Option<String>,
+    pub file_elements: Vec<FileElement>,
+    pub attachments: Vec<AttachmentRow>,
+}
+
+/// What a report was evicted for, returned so that the listener hears of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Eviction {
+    pub id: ReportId,
+    pub reason: String,
+}
+
+pub(crate) struct Outbox {
+    conn: Connection,
+    dir: PathBuf,
+    files: PathBuf,
+    durability: Durability,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("dir", &self.dir).finish()
+    }
+}
+
+/// True for SQLite's "this is not a database / it is damaged" errors.
+fn is_corruption(e: &Internal) -> bool {
+    matches!(
+        e,
+        Internal::Sqlite(err) if matches!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+        )
+    )
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox in `dir`. A database that is
+    /// not SQLite or is damaged is moved aside, with the attachment folder,
+    /// and a fresh outbox is opened; the second value says where it went.
+    pub(crate) fn open(dir: &Path, policy: &Policy) -> Result<(Outbox, Option<PathBuf>)> {
+        create_private_dir(dir)?;
+        match Self::open_db(dir, policy) {
+            Ok(o) => Ok((o, None)),
+            Err(e) if is_corruption(&e) => {
+                let aside = Self::move_aside(dir)?;
+                let o = Self::open_db(dir, policy)?;
+                o.set_meta("moved_aside", &aside.display().to_string())?;
+                Ok((o, Some(aside)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn move_aside(dir: &Path) -> Result<PathBuf> {
+        let stamp = now_ms();
+        let aside = dir.join(format!("corrupt-{stamp}"));
+        create_private_dir(&aside)?;
+        for name in [
+            DB_NAME.to_string(),
+            format!("{DB_NAME}-wal"),
+            format!("{DB_NAME}-shm"),
+            FILES_DIR.to_string(),
+        ] {
+            let from = dir.join(&name);
+            if from.exists() {
+                fs::rename(&from, aside.join(&name))
+                    .map_err(|e| Internal::io(format!("cannot move {name} aside"), e))?;
+            }
+        }
+        sync_dir(dir)?;
+        Ok(aside)
+    }
+
+    fn open_db(dir: &Path, policy: &Policy) -> Result<Outbox> {
+        let files = dir.join(FILES_DIR);
+        create_private_dir(&files)?;
+        let db_path = dir.join(DB_NAME);
+        if !db_path.exists() {
+            // Create it ourselves so that it is owner-only from the start;
+            // SQLite gives the -wal and -shm files the same mode.
+            match private_file_options().open(&db_path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Internal::io("cannot create the outbox database", e)),
+            }
+        }
+        let mut conn = Connection::open(&db_path)?;
+        conn.busy_timeout(policy.busy_timeout)?;
+        // Reading the schema fails here for a file that is not SQLite.
+        let _: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Internal::State(format!(
+                "the outbox database could not switch to WAL mode (got {mode})"
+            )));
+        }
+        let sync = match policy.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn, schema::MIGRATIONS)?;
+        // A damaged page shows up on the first real read; check the tables.
+        conn.query_row("SELECT count(*) FROM reports", [], |r| r.get::<_, i64>(0))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(Outbox {
+            conn,
+            dir: dir.to_path_buf(),
+            files,
+            durability: policy.durability,
+        })
+    }
+
+
+    /// Removes files in `files/` that no row owns: left by a submit that was
+    /// killed between copying and committing. Skipped while another submit
+    /// (in any process) is copying files.
+    pub(crate) fn sweep_orphans(&self) -> Result<usize> {
+        let lock = open_lock(&self.dir.join("ingest.lock"))?;
+        if lock.try_lock().is_err() {
+            return Ok(0);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM attachments WHERE stored_name = ?1")?;
+        let mut removed = 0;
+        let entries = fs::read_dir(&self.files)
+            .map_err(|e| Internal::io("cannot list the attachment folder", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owned = !name.starts_with(TMP_PREFIX)
+                && stmt.exists(params![name]).unwrap_or(true);
+            if !owned && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Copies `reader` into a new file in `files/`, hashing as it goes and
+    /// refusing more than `limit` bytes; fsynced and renamed into place.
+    pub(crate) fn stage(
+        files_dir: &Path,
+        durability: Durability,
+        reader: &mut dyn Read,
+        limit: u64,
+        name_for_errors: &str,
+        gzip: bool,
+    ) -> Result<Staged> {
+        let stored_name = format!("att-{}", random_id());
+        let tmp = files_dir.join(format!("{TMP_PREFIX}{stored_name}"));
+        let file = private_file_options()
+            .open(&tmp)
+            .map_err(|e| Internal::io("cannot create an attachment copy", e))?;
+        let mut guard = Staged {
+            path: tmp.clone(),
+            stored_name: stored_name.clone(),
+            size: 0,
+            sha256: String::new(),
+            keep: false,
+        };
+        let mut tee = Tee {
+            inner: io::BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let mut limited = reader.take(if gzip { u64::MAX } else { limit + 1 });
+        let copy_result = if gzip {
+            let mut enc = flate2::write::GzEncoder::new(&mut tee, flate2::Compression::default());
+            io::copy(&mut limited, &mut enc).and_then(|_| enc.finish().map(|_| ()))
+        } else {
+            io::copy(&mut limited, &mut tee).map(|_| ())
+        };
+        copy_result.map_err(|e| copy_error(e, name_for_errors))?;
+        if tee.count > limit {
+            return Err(Internal::TooLarge {
+                name: name_for_errors.to_string(),
+                size: tee.count,
+                limit,
+            });
+        }
+        let file = tee
+            .inner
+            .into_inner()
+            .map_err(|e| Internal::io("cannot write an attachment copy", e.into_error()))?;
+        if durability == Durability::Full {
+            file.sync_all()
+                .map_err(|e| Internal::io("cannot sync an attachment copy", e))?;
+        }
+        drop(file);
+        let final_path = files_dir.join(&stored_name);
+        fs::rename(&tmp, &final_path)
+            .map_err(|e| Internal::io("cannot rename an attachment copy", e))?;
+        guard.path = final_path;
+        guard.size = tee.count;
+        guard.sha256 = tee
+            .hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(guard)
+    }
+
+    pub(crate) fn files_dir(&self) -> &Path {
+        &self.files
+    }
+
+
+    /// Commits a report and its attachment rows in one transaction, after
+    /// evicting what the caps require. The staged files become owned by the
+    /// rows only if the transaction commits.
+    pub(crate) fn insert(
+        &mut self,
+        mut report: NewReport,
+        policy: &Policy,
+    ) -> Result<(ReportId, Vec<Eviction>, Vec<PathBuf>)> {
+        if self.durability == Durability::Full && !report.attachments.is_empty() {
+            sync_dir(&self.files)?;
+        }
+        let now = now_ms();
+        let att_bytes: u64 = report.attachments.iter().map(|a| a.staged.size).sum();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let seq: i64 = meta_i64(&tx, "seq")? + 1;
+        set_meta_tx(&tx, "seq", &seq.to_string())?;
+        report
+            .context
+            .insert("seq".into(), serde_json::Value::from(seq));
+        for (item, field) in &report.context_fields {
+            if let Some(v) = report.context.get(item) {
+                report.payload.insert(field.clone(), v.clone());
+            }
+        }
+        let payload = serde_json::Value::Object(report.payload).to_string();
+        let context = serde_json::Value::Object(report.context).to_string();
+        let bytes = payload.len() as u64 + att_bytes;
+        let (evictions, doomed) = make_room(&tx, &self.files, policy, report.kind, bytes)?;
+        tx.execute(
+            "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+            params![
+                report.client_id,
+                seq,
+                report.kind.as_str(),
+                report.summary,
+                payload,
+                context,
+                now,
+                bytes as i64
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        for (pos, a) in report.attachments.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    pos as i64,
+                    a.element_key,
+                    a.file_name,
+                    a.content_type,
+                    a.staged.stored_name,
+                    a.staged.size as i64,
+                    a.staged.sha256
+                ],
+            )?;
+        }
+        tx.commit()?;
+        for a in &mut report.attachments {
+            a.staged.keep();
+        }
+        Ok((id, evictions, doomed))
+    }
+
+    /// Evicts undelivered reports older than `max_age` and prunes finished
+    /// rows older than `keep_delivered`. Returns the evictions and the files
+    /// to delete (after the commit).
+    pub(crate) fn expire(&mut self, policy: &Policy) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
+        let now = now_ms();
+        let cutoff = now - policy.max_age.as_millis() as i64;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, kind FROM reports WHERE state IN ('queued','created','dead') AND submitted_at < ?1",
+            )?;
+            let rows = stmt.query_map(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut evictions = Vec::new();
+        let mut doomed = Vec::new();
+        for (id, kind) in old {
+            let reason = format!(
+                "older than the outbox's max age of {} days",
+                policy.max_age.as_secs() / 86_400
+            );
+            doomed.extend(evict(&tx, &self.files, id, &kind, &reason)?);
+            evictions.push(Eviction { id, reason });
+        }
+        let keep_cutoff = now - policy.keep_delivered.as_millis() as i64;
+        for path in attachment_paths_where(
+            &tx,
+            &self.files,
+            "r.state IN ('delivered','evicted') AND r.finished_at < ?1",
+            keep_cutoff,
+        )? {
+            doomed.push(path);
+        }
+        tx.execute(
+            "DELETE FROM reports WHERE state IN ('delivered','evicted') AND finished_at < ?1",
+            params![keep_cutoff],
+        )?;
+        tx.commit()?;
+        Ok((evictions, doomed))
+    }
+
+    /// Reports due for delivery, oldest first.
+    pub(crate) fn due(&self, now: i64) -> Result<Vec<ReportId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM reports WHERE state IN ('queued','created') AND next_attempt_at <= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![now], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub(crate) fn load(&self, id: ReportId) -> Result<DeliveryRow> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, client_id, state, payload, attempts, create_sent_at, server_key, server_url, file_elements
+                 FROM reports WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, u32>(4)?,
+                        r.get::<_, Option<i64>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                    ))
+                },
+            )
+            .optional()?
+            .ok_or(Internal::NotFound(id))?;
+        let file_elements = row
+            .8
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, element_key, file_name, content_type, stored_name, size, state
+             FROM attachments WHERE report_id = ?1 ORDER BY position",
+        )?;
+        let attachments = stmt
+            .query_map(params![id], |r| {
+                Ok(AttachmentRow {
+                    id: r.get(0)?,
+                    element_key: r.get(1)?,
+                    file_name: r.get(2)?,
+                    content_type: r.get(3)?,
+                    path: self.files.join(r.get::<_, String>(4)?),
+                    size: r.get::<_, i64>(5)? as u64,
+                    state: AttachmentState::parse(&r.get::<_, String>(6)?)
+                        .unwrap_or(AttachmentState::Pending),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(DeliveryRow {
+            id: row.0,
+            client_id: row.1,
+            state: ReportState::parse(&row.2).unwrap_or(ReportState::Queued),
+            payload: row.3,
+            attempts: row.4,
+            create_sent_at: row.5,
+            server_key: row.6,
+            server_url: row.7,
+            file_elements,
+            attachments,
+        })
+    }
+
+    /// Marks that a create is about to be sent: if no answer is stored
+    /// afterwards, the next attempt knows the server may have it.
+    pub(crate) fn mark_create_sent(&self, id: ReportId) -> Result<()> {
+        self.conn.execute(
+            "UPDATE reports SET create_sent_at = ?2 WHERE id = ?1",
+            params![id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the server's answer to a create, and the routing decision of
+    /// each attachment (rejections with their reasons), in one transaction.
+    pub(crate) fn store_created(
+        &mut self,
+        id: ReportId,
+        created: &Created,
+        routes: &[(i64, Result<String, String>)],
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
+                    file_elements = ?5, last_error = NULL WHERE id = ?1",
+            params![
+                id,
+                created.id,
+                created.key,
+                created.url,
+                serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into())
+            ],
+        )?;
+        for (att_id, route) in routes {
+            if let Err(reason) = route {
+                tx.execute(
+                    "UPDATE attachments SET state = 'rejected', reason = ?2 WHERE id = ?1",
+                    params![att_id, reason],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The create's answer came back (an error): it is no longer in doubt.
+    pub(crate) fn set_create_sent_cleared(&self, id: ReportId) -> Result<()> {
+        self.conn.execute(
+            "UPDATE reports SET create_sent_at = NULL WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn mark_uploaded(&self, att_id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attachments SET state = 'uploaded' WHERE id = ?1",
+            params![att_id],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn mark_rejected(&self, att_id: i64, reason: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attachments SET state = 'rejected', reason = ?2 WHERE id = ?1",
+            params![att_id, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a report delivered and returns its attachment copies, to delete.
+    pub(crate) fn mark_delivered(&mut self, id: ReportId) -> Result<Vec<PathBuf>> {
+        let tx = self.conn.transaction()?;
+        let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
+        tx.execute(
+            "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
+            params![id, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(doomed)
+    }
+
+    /// Records a failed attempt; returns `true` when it was the last one
+    /// allowed and the report is now dead.
+    pub(crate) fn record_failure(
+        &self,
+        id: ReportId,
+        error: &DeliveryError,
+        next_attempt_at: i64,
+        max_attempts: u32,
+    ) -> Result<bool> {
+        let attempts: u32 = self.conn.query_row(
+            "UPDATE reports SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+             WHERE id = ?1 RETURNING attempts",
+            params![id, next_attempt_at, error_json(error)],
+            |r| r.get(0),
+        )?;
+        self.set_meta("last_error", &error_json(error))?;
+        if attempts >= max_attempts {
+            let mut e = error.clone();
+            e.message = format!("gave up after {attempts} attempts; last error: {}", e.message);
+            self.mark_dead(id, &e)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub(crate) fn mark_dead(&self, id: ReportId, error: &DeliveryError) -> Result<()> {
+        self.conn.execute(
+            "UPDATE reports SET state = 'dead', last_error = ?2, finished_at = ?3 WHERE id = ?1",
+            params![id, error_json(error), now_ms()],
+        )?;
+        self.set_meta("last_error", &error_json(error))?;
+        Ok(())
+    }
+
+    /// Puts a dead report back in the queue, where it left off.
+    pub(crate) fn retry(&self, id: ReportId) -> Result<()> {
+        let state = self.state_of(id)?;
+        if state != ReportState::Dead {
+            return Err(Internal::State(format!(
+                "report {id} is {}, only a dead report can be retried",
+                state.as_str()
+            )));
+        }
+        self.conn.execute(
+            "UPDATE reports SET state = CASE WHEN server_key IS NULL THEN 'queued' ELSE 'created' END,
+                    attempts = 0, next_attempt_at = 0, finished_at = NULL WHERE id = ?1",
+            params![id],
+        )?;
+        Ok(())
+    }
+
+    fn state_of(&self, id: ReportId) -> Result<ReportState> {
+        let s: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM reports WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        s.and_then(|s| ReportState::parse(&s))
+            .ok_or(Internal::NotFound(id))
+    }
+
+    /// Deletes one report (or all, with `None`); returns files to delete.
+    pub(crate) fn purge(&mut self, id: Option<ReportId>) -> Result<Vec<PathBuf>> {
+        let tx = self.conn.transaction()?;
+        let doomed = match id {
+            Some(id) => {
+                let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
+                if tx.execute("DELETE FROM reports WHERE id = ?1", params![id])? == 0 {
+                    return Err(Internal::NotFound(id));
+                }
+                doomed
+            }
+            None => {
+                let doomed = attachment_paths_where(&tx, &self.files, "?1 = ?1", 0)?;
+                tx.execute("DELETE FROM reports", [])?;
+                doomed
+            }
+        };
+        tx.commit()?;
+        Ok(doomed)
+    }
+
+    pub(crate) fn status(&self, id: ReportId) -> Result<ReportStatus> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {STATUS_COLUMNS} FROM reports WHERE id = ?1"
+        ))?;
+        let status = stmt
+            .query_row(params![id], status_of_row)
+            .optional()?
+            .ok_or(Internal::NotFound(id))?;
+        self.with_attachments(status)
+    }
+
+    pub(crate) fn list(&self, filter: &ReportFilter) -> Result<Vec<ReportStatus>> {
+        let mut sql = format!("SELECT {STATUS_COLUMNS} FROM reports WHERE 1=1");
+        if !filter.states.is_empty() {
+            let states: Vec<String> = filter
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            sql.push_str(&format!(" AND state IN ({})", states.join(",")));
+        }
+        if let Some(kind) = filter.kind {
+            sql.push_str(&format!(" AND kind = '{}'", kind.as_str()));
+        }
+        sql.push_str(" ORDER BY id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows: Vec<ReportStatus> = stmt
+            .query_map([], status_of_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter().map(|s| self.with_attachments(s)).collect()
+    }
+
+    fn with_attachments(&self, mut status: ReportStatus) -> Result<ReportStatus> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT element_key, file_name, content_type, size, sha256, state, reason
+             FROM attachments WHERE report_id = ?1 ORDER BY position",
+        )?;
+        status.attachments = stmt
+            .query_map(params![status.id], |r| {
+                Ok(AttachmentStatus {
+                    element_key: r.get(0)?,
+                    file_name: r.get(1)?,
+                    content_type: r.get(2)?,
+                    size: r.get::<_, i64>(3)? as u64,
+                    sha256: r.get(4)?,
+                    state: AttachmentState::parse(&r.get::<_, String>(5)?)
+                        .unwrap_or(AttachmentState::Pending),
+                    reason: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(status)
+    }
+
+    pub(crate) fn stats(&self) -> Result<Stats> {
+        let mut stats = Stats::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT state, count(*), coalesce(sum(bytes),0), min(submitted_at), min(next_attempt_at)
+             FROM reports GROUP BY state",
+        )?;
+        let now = now_ms();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        let mut oldest: Option<i64> = None;
+        let mut next: Option<i64> = None;
+        for row in rows {
+            let (state, count, bytes, min_submitted, min_next) = row?;
+            match state.as_str() {
+                "queued" | "created" => {
+                    stats.pending += count;
+                    stats.bytes += bytes;
+                    oldest = oldest.min(min_submitted).or(oldest).or(min_submitted);
+                    next = next.min(min_next).or(next).or(min_next);
+                }
+                "dead" => {
+                    stats.dead += count;
+                    stats.bytes += bytes;
+                }
+                "delivered" => stats.delivered += count,
+                _ => {}
+            }
+        }
+        stats.oldest_pending_age_secs = oldest.map(|t| ((now - t).max(0) / 1000) as u64);
+        let not_before = self.meta_i64("not_before")?;
+        stats.next_attempt_at = next.map(|n| from_ms(n.max(not_before)));
+        stats.last_error = self
+            .meta("last_error")?
+            .and_then(|s| serde_json::from_str(&s).ok());
+        stats.evicted = self.meta_i64("evicted")? as u64;
+        stats.evicted_feedback = self.meta_i64("evicted_feedback")? as u64;
+        stats.ambiguous_resends = self.meta_i64("ambiguous_resends")? as u64;
+        stats.moved_aside = self.meta("moved_aside")?;
+        Ok(stats)
+    }
+
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub(crate) fn meta_i64(&self, key: &str) -> Result<i64> {
+        Ok(self
+            .meta(key)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    pub(crate) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+
+    pub(crate) fn bump_meta(&self, key: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            params![key],
+        )?;
+        Ok(())
+    }
+
+    /// The shared request window, persisted so that the next process (or
+    /// the next flush) continues the same one-second budget.
+    pub(crate) fn rate_window(&self) -> Result<RateWindow> {
+        let sent_ms = self
+            .meta("rate_window")?
+            .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_default();
+        Ok(RateWindow { sent_ms })
+    }
+
+    pub(crate) fn save_rate_window(&self, w: &RateWindow) -> Result<()> {
+        let s: Vec<String> = w.sent_ms.iter().map(|x| x.to_string()).collect();
+        self.set_meta("rate_window", &s.join(","))
+    }
+
+    pub(crate) fn count_pending_dead(&self) -> Result<(u64, u64)> {
+        let s = self.stats()?;
+        Ok((s.pending, s.dead))
+    }
+}
+
+pub(crate) fn open_lock(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .map_err(|e| Internal::io(format!("cannot open {}", path.display()), e))
+}
+
+/// Deletes files after the transaction that disowned them committed.
+pub(crate) fn remove_files(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// A full disk is ours to report as such; any other failure while copying
+/// is reported against the caller's file.
+fn copy_error(e: io::Error, name: &str) -> Internal {
+    if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
+        Internal::io("cannot copy the attachment", e)
+    } else {
+        Internal::Unreadable {
+            name: name.to_string(),
+            source: e,
+        }
+    }
+}
+
+const STATUS_COLUMNS: &str = "id, client_id, seq, kind, state, summary, submitted_at, attempts, next_attempt_at, server_key, server_url, last_error, context";
+
+fn status_of_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportStatus> {
+    let state = ReportState::parse(&r.get::<_, String>(4)?).unwrap_or(ReportState::Queued);
+    let next: i64 = r.get(8)?;
+    Ok(ReportStatus {
+        id: r.get(0)?,
+        client_id: r.get(1)?,
+        seq: r.get(2)?,
+        kind: ReportKind::parse(&r.get::<_, String>(3)?).unwrap_or(ReportKind::Feedback),
+        state,
+        summary: r.get(5)?,
+        submitted_at: from_ms(r.get(6)?),
+        attempts: r.get(7)?,
+        next_attempt_at: matches!(state, ReportState::Queued | ReportState::Created)
+            .then(|| from_ms(next)),
+        server_key: r.get(9)?,
+        server_url: r.get(10)?,
+        last_error: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        attachments: Vec::new(),
+        context: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+    })
+}
+
+fn error_json(e: &DeliveryError) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}
+
+fn meta_i64(tx: &Transaction<'_>, key: &str) -> Result<i64> {
+    let v: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+fn set_meta_tx(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+fn attachment_paths_where(
+    tx: &Transaction<'_>,
+    files: &Path,
+    condition: &str,
+    arg: i64,
+) -> Result<Vec<PathBuf>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT a.stored_name FROM attachments a JOIN reports r ON r.id = a.report_id WHERE {condition}"
+    ))?;
+    let rows = stmt.query_map(params![arg], |r| r.get::<_, String>(0))?;
+    let names: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(names.into_iter().map(|n| files.join(n)).collect())
+}
+
+/// Turns a report into an eviction record: its attachment rows go (the
+/// files after commit), the row stays with state `evicted` and its reason.
+fn evict(
+    tx: &Transaction<'_>,
+    files: &Path,
+    id: ReportId,
+    kind: &str,
+    reason: &str,
+) -> Result<Vec<PathBuf>> {
+    let doomed = attachment_paths_where(tx, files, "r.id = ?1", id)?;
+    tx.execute("DELETE FROM attachments WHERE report_id = ?1", params![id])?;
+    let error = DeliveryError {
+        status: None,
+        message: format!("evicted: {reason}"),
+        invalid_parameters: Vec::new(),
+    };
+    tx.execute(
+        "UPDATE reports SET state = 'evicted', payload = '{}', bytes = 0, finished_at = ?2, last_error = ?3 WHERE id = ?1",
+        params![id, now_ms(), error_json(&error)],
+    )?;
+    let n = meta_i64(tx, "evicted")? + 1;
+    set_meta_tx(tx, "evicted", &n.to_string())?;
+    if kind == ReportKind::Feedback.as_str() {
+        let n = meta_i64(tx, "evicted_feedback")? + 1;
+        set_meta_tx(tx, "evicted_feedback", &n.to_string())?;
+    }
+    Ok(doomed)
+}
+
+/// Evicts machine-made reports until a new report of `incoming_bytes` fits
+/// the caps: crash reports oldest first, the newest crash last; typed
+/// feedback never (the new report is refused instead).
+fn make_room(
+    tx: &Transaction<'_>,
+    files: &Path,
+    policy: &Policy,
+    incoming: ReportKind,
+    incoming_bytes: u64,
+) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
+    if incoming_bytes > policy.max_bytes {
+        return Err(Internal::OutboxFull(format!(
+            "the report needs {incoming_bytes} bytes, more than the outbox's cap of {} bytes",
+            policy.max_bytes
+        )));
+    }
+    let mut evictions = Vec::new();
+    let mut doomed = Vec::new();
+    loop {
+        let (count, bytes): (i64, i64) = tx.query_row(
+            "SELECT count(*), coalesce(sum(bytes),0) FROM reports WHERE state IN ('queued','created','dead')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let over_count = count as u64 >= policy.max_reports as u64;
+        let over_bytes = bytes as u64 + incoming_bytes > policy.max_bytes;
+        if !over_count && !over_bytes {
+            return Ok((evictions, doomed));
+        }
+        // Crash reports, oldest first; while older crashes remain, the
+        // newest is spared (unless the newcomer is itself a crash).
+        let victim: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM reports WHERE kind = 'crash' AND state IN ('queued','created','dead')
+                 ORDER BY (id = (SELECT max(id) FROM reports WHERE kind = 'crash' AND state IN ('queued','created','dead')) AND ?1 = 0), id
+                 LIMIT 1",
+                params![(incoming == ReportKind::Crash) as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(victim) = victim else {
+            let which = if over_count {
+                format!("{} reports", policy.max_reports)
+            } else {
+                format!("{} bytes", policy.max_bytes)
+            };
+            return Err(Internal::OutboxFull(format!(
+                "the outbox holds its cap of {which} in feedback that people typed, which is never evicted to make room"
+            )));
+        };
+        let reason = if over_count {
+            format!("outbox reached its cap of {} reports", policy.max_reports)
+        } else {
+            format!("outbox reached its cap of {} bytes", policy.max_bytes)
+        };
+        doomed.extend(evict(tx, files, victim, "crash", &reason)?);
+        evictions.push(Eviction { id: victim, reason });
+    }
+}
