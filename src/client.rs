@@ -237,9 +237,10 @@ impl Client {
         self.inner.check_open()?;
         let mut s = self.sender.lock().unwrap_or_else(|p| p.into_inner());
         if s.is_none() {
-            *s = Some(Sender::start(Arc::clone(&self.inner)).map_err(|e| {
-                Error::from(Internal::io("cannot start the background sender", e))
-            })?);
+            *s =
+                Some(Sender::start(Arc::clone(&self.inner)).map_err(|e| {
+                    Error::from(Internal::io("cannot start the background sender", e))
+                })?);
         }
         Ok(())
     }
@@ -453,11 +454,10 @@ impl Inner {
 
     /// Copies one attachment into the outbox.
     fn stage_attachment(&self, a: &Attachment) -> Result<NewAttachment> {
-        check_path_segment("attachment element_key", &a.element_key)
-            .map_err(|e| match e {
-                Internal::Config(m) => Internal::Input(m),
-                other => other,
-            })?;
+        check_path_segment("attachment element_key", &a.element_key).map_err(|e| match e {
+            Internal::Config(m) => Internal::Input(m),
+            other => other,
+        })?;
         let limit = self.config.policy.max_attachment_bytes;
         let file_name = match (&a.file_name, &a.source) {
             (Some(n), _) => n.clone(),
@@ -496,7 +496,14 @@ impl Inner {
                 let mut f = open_regular_file(p)?;
                 let size = f.metadata().map(|m| m.len()).unwrap_or(0);
                 check_size(&file_name, size, limit)?;
-                Outbox::stage(&self.files_dir, durability, &mut f, limit, &file_name, false)?
+                Outbox::stage(
+                    &self.files_dir,
+                    durability,
+                    &mut f,
+                    limit,
+                    &file_name,
+                    false,
+                )?
             }
         };
         Ok(NewAttachment {
@@ -508,7 +515,10 @@ impl Inner {
     }
 
     fn stage_all(&self, attachments: &[Attachment]) -> Result<Vec<NewAttachment>> {
-        attachments.iter().map(|a| self.stage_attachment(a)).collect()
+        attachments
+            .iter()
+            .map(|a| self.stage_attachment(a))
+            .collect()
     }
 
     fn commit(&self, report: NewReport) -> Result<ReportId> {
@@ -660,15 +670,24 @@ impl Inner {
             Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }) else {
-            return self.finish(result, Some("another flush is running in this process".into()));
+            return self.finish(
+                result,
+                Some("another flush is running in this process".into()),
+            );
         };
         // ...then among processes.
         let lock = outbox::open_lock(&self.config.outbox_dir.join("flush.lock"))?;
         if wait_for(deadline, || lock.try_lock().ok()).is_none() {
-            return self.finish(result, Some("another process is flushing this outbox".into()));
+            return self.finish(
+                result,
+                Some("another process is flushing this outbox".into()),
+            );
         }
         if !self.consent()? {
-            return self.finish(result, Some("no consent: reports are kept, not sent".into()));
+            return self.finish(
+                result,
+                Some("no consent: reports are kept, not sent".into()),
+            );
         }
         if !self.is_online() {
             return self.finish(result, Some("offline (as the app reported)".into()));
@@ -774,7 +793,11 @@ impl Inner {
             row = self.db(|o| o.load(id))?;
         }
         // Upload what is pending, in order.
-        let keys: Vec<&str> = row.attachments.iter().map(|a| a.element_key.as_str()).collect();
+        let keys: Vec<&str> = row
+            .attachments
+            .iter()
+            .map(|a| a.element_key.as_str())
+            .collect();
         let routes = delivery::route_attachments(&keys, &row.file_elements);
         let mut stop = None;
         for (att, route) in row.attachments.iter().zip(routes) {
@@ -789,7 +812,8 @@ impl Inner {
                 }
             };
             if !copy_intact(&att.path, att.size) {
-                let reason = "the outbox copy of this attachment is missing or changed on disk".to_string();
+                let reason =
+                    "the outbox copy of this attachment is missing or changed on disk".to_string();
                 self.reject(id, att.id, &att.file_name, &reason, &mut receipt)?;
                 continue;
             }
@@ -804,7 +828,9 @@ impl Inner {
                 break;
             }
             self.pace(window)?;
-            let exchange = self.server().upload(&url, &att.path, &att.file_name, &att.content_type);
+            let exchange = self
+                .server()
+                .upload(&url, &att.path, &att.file_name, &att.content_type);
             match delivery::judge(&exchange, SystemTime::now()) {
                 Verdict::Success => self.db(|o| o.mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {
@@ -821,7 +847,10 @@ impl Inner {
                 }
                 Verdict::Unauthorized(error) => {
                     let s = self.pause(error, &mut receipt)?;
-                    return Ok(Outcome { receipt, stop: Some(s) });
+                    return Ok(Outcome {
+                        receipt,
+                        stop: Some(s),
+                    });
                 }
             }
         }
@@ -933,9 +962,7 @@ impl Inner {
         // With an answer, the server did not act: the create is not in
         // doubt any more. Without one (transport), it stays in doubt.
         if matches!(exchange, Exchange::Answer(_)) && !is_lookup {
-            self.db(|o| {
-                o.set_create_sent_cleared(id)
-            })?;
+            self.db(|o| o.set_create_sent_cleared(id))?;
         }
         match delivery::judge(exchange, SystemTime::now()) {
             Verdict::Success => Ok(None),
@@ -949,10 +976,15 @@ impl Inner {
                     self.db(|o| o.bump_meta("ambiguous_resends"))?;
                     self.db(|o| o.set_create_sent_cleared(id))?;
                     let retry = DeliveryError {
-                        message: format!("record lookup failed ({}); the create will be sent again", error.message),
+                        message: format!(
+                            "record lookup failed ({}); the create will be sent again",
+                            error.message
+                        ),
                         ..error
                     };
-                    return self.fail(id, row.attempts, retry, None, receipt).map(|_| None);
+                    return self
+                        .fail(id, row.attempts, retry, None, receipt)
+                        .map(|_| None);
                 }
                 self.kill(id, error, receipt).map(|_| None)
             }
@@ -987,7 +1019,11 @@ impl Inner {
         created: &Created,
         receipt: &mut Receipt,
     ) -> Result<()> {
-        let keys: Vec<&str> = row.attachments.iter().map(|a| a.element_key.as_str()).collect();
+        let keys: Vec<&str> = row
+            .attachments
+            .iter()
+            .map(|a| a.element_key.as_str())
+            .collect();
         let routes = delivery::route_attachments(&keys, &created.file_elements);
         let pairs: Vec<(i64, std::result::Result<String, String>)> = row
             .attachments
@@ -1031,7 +1067,8 @@ impl Inner {
             // The server's word holds for every report, in every process.
             self.db(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
         }
-        let dead = self.db(|o| o.record_failure(id, &error, outbox::to_ms(next), policy.max_attempts))?;
+        let dead =
+            self.db(|o| o.record_failure(id, &error, outbox::to_ms(next), policy.max_attempts))?;
         receipt.error = Some(error.clone());
         if dead {
             receipt.state = ReportState::Dead;

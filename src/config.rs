@@ -309,7 +309,9 @@ impl Policy {
             return bad("policy.max_bytes must be at least 1");
         }
         if self.max_attachment_bytes == 0 || self.max_attachment_bytes > CENTERCODE_MAX_UPLOAD {
-            return bad("policy.max_attachment_bytes must be between 1 and 2 GB - 1 (Centercode's limit)");
+            return bad(
+                "policy.max_attachment_bytes must be between 1 and 2 GB - 1 (Centercode's limit)",
+            );
         }
         if self.max_summary_chars == 0 {
             return bad("policy.max_summary_chars must be at least 1");
@@ -469,10 +471,16 @@ mod tests {
 
     #[test]
     fn http_allowed_only_for_loopback_or_opt_in() {
-        assert!(server("http://127.0.0.1:8080/api/v1").resolved_base_url().is_ok());
-        assert!(server("http://localhost/api/v1").resolved_base_url().is_ok());
+        assert!(server("http://127.0.0.1:8080/api/v1")
+            .resolved_base_url()
+            .is_ok());
+        assert!(server("http://localhost/api/v1")
+            .resolved_base_url()
+            .is_ok());
         assert!(server("http://[::1]:9/api/v1").resolved_base_url().is_ok());
-        let err = server("http://example.com/api/v1").resolved_base_url().unwrap_err();
+        let err = server("http://example.com/api/v1")
+            .resolved_base_url()
+            .unwrap_err();
         assert!(matches!(err, Internal::Config(m) if m.contains("clear text")));
         let mut s = server("http://example.com/api/v1");
         s.allow_insecure_http = true;
@@ -499,7 +507,9 @@ mod tests {
         assert!(matches!(e, Internal::Config(m) if m.contains("project_key")));
         let mut cfg = Config::new("/tmp/x", server("https://h/api/v1"));
         cfg.context_fields.insert("shoe_size".into(), "Shoe".into());
-        assert!(matches!(cfg.validate().unwrap_err(), Internal::Config(m) if m.contains("shoe_size")));
+        assert!(
+            matches!(cfg.validate().unwrap_err(), Internal::Config(m) if m.contains("shoe_size"))
+        );
         let mut cfg = Config::new("/tmp/x", server("https://h/api/v1"));
         cfg.policy.max_attachment_bytes = CENTERCODE_MAX_UPLOAD + 1;
         assert!(cfg.validate().is_err());

@@ -71,8 +71,8 @@ pub use config::{ApiKey, AppInfo, Config, Durability, Policy, ServerConfig};
 pub use error::Error;
 pub use report::{
     Attachment, AttachmentSource, AttachmentState, AttachmentStatus, CrashLog, CrashReport,
-    DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt,
-    ReportFilter, ReportId, ReportKind, ReportState, ReportStatus, Stats,
+    DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt, ReportFilter,
+    ReportId, ReportKind, ReportState, ReportStatus, Stats,
 };
 
 /// The library's version.

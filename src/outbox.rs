@@ -304,7 +304,6 @@ impl Outbox {
         })
     }
 
-
     /// Removes files in `files/` that no row owns: left by a submit that was
     /// killed between copying and committing. Skipped while another submit
     /// (in any process) is copying files.
@@ -321,8 +320,7 @@ impl Outbox {
             .map_err(|e| Internal::io("cannot list the attachment folder", e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let owned = !name.starts_with(TMP_PREFIX)
-                && stmt.exists(params![name]).unwrap_or(true);
+            let owned = !name.starts_with(TMP_PREFIX) && stmt.exists(params![name]).unwrap_or(true);
             if !owned && fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }
@@ -398,7 +396,6 @@ impl Outbox {
     pub(crate) fn files_dir(&self) -> &Path {
         &self.files
     }
-
 
     /// Commits a report and its attachment rows in one transaction, after
     /// evicting what the caps require. The staged files become owned by the
@@ -677,7 +674,10 @@ impl Outbox {
         self.set_meta("last_error", &error_json(error))?;
         if attempts >= max_attempts {
             let mut e = error.clone();
-            e.message = format!("gave up after {attempts} attempts; last error: {}", e.message);
+            e.message = format!(
+                "gave up after {attempts} attempts; last error: {}",
+                e.message
+            );
             self.mark_dead(id, &e)?;
             return Ok(true);
         }
@@ -713,9 +713,11 @@ impl Outbox {
     fn state_of(&self, id: ReportId) -> Result<ReportState> {
         let s: Option<String> = self
             .conn
-            .query_row("SELECT state FROM reports WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT state FROM reports WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
             .optional()?;
         s.and_then(|s| ReportState::parse(&s))
             .ok_or(Internal::NotFound(id))
@@ -857,10 +859,7 @@ impl Outbox {
     }
 
     pub(crate) fn meta_i64(&self, key: &str) -> Result<i64> {
-        Ok(self
-            .meta(key)?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        Ok(self.meta(key)?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     pub(crate) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
@@ -870,7 +869,6 @@ impl Outbox {
         )?;
         Ok(())
     }
-
 
     pub(crate) fn bump_meta(&self, key: &str) -> Result<()> {
         self.conn.execute(

@@ -77,8 +77,10 @@ const MAX_JSON_BODY: u64 = 32 * 1024 * 1024;
 const MAX_CONTROL_BODY: u64 = 1024 * 1024;
 /// A string field longer than this many characters is an invalid parameter.
 const MAX_FIELD_CHARS: usize = 100_000;
-/// An unread request body up to this size is drained to keep the connection.
-const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// How much of an unread request body is read (and discarded) before an
+/// answer is written: all of it, so that clients which write the whole body
+/// before reading (ureq) see the answer, e.g. a 413, rather than a broken pipe.
+const DRAIN_LIMIT: u64 = u64::MAX;
 /// Room allowed for multipart framing when judging a Content-Length early.
 const MULTIPART_SLACK: u64 = 1024 * 1024;
 /// Read timeout of accepted sockets: how often a blocked reader checks for stop.

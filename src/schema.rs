@@ -84,7 +84,9 @@ mod tests {
     fn fresh_database_reaches_current_version() {
         let mut c = Connection::open_in_memory().unwrap();
         migrate(&mut c, MIGRATIONS).unwrap();
-        let v: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
         // Idempotent.
         migrate(&mut c, MIGRATIONS).unwrap();
@@ -96,7 +98,9 @@ mod tests {
         c.pragma_update(None, "user_version", 99).unwrap();
         let e = migrate(&mut c, MIGRATIONS).unwrap_err();
         assert!(matches!(e, Internal::State(m) if m.contains("newer")));
-        let v: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 99);
     }
 
@@ -105,7 +109,9 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         let broken: &[&str] = &[V1, "CREATE TABLE x(a); THIS IS NOT SQL;"];
         assert!(migrate(&mut c, broken).is_err());
-        let v: u32 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 0, "nothing of the failed run is kept");
     }
 }

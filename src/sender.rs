@@ -116,7 +116,9 @@ fn run(inner: Arc<Inner>) {
 }
 
 fn is_waiting_for_app(reason: &str) -> bool {
-    reason.starts_with("no consent") || reason.starts_with("offline") || reason.starts_with("paused")
+    reason.starts_with("no consent")
+        || reason.starts_with("offline")
+        || reason.starts_with("paused")
 }
 
 fn until_due(inner: &Inner, interval: Duration) -> Duration {

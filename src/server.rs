@@ -182,9 +182,9 @@ impl Server {
                 if let Err(e) = read {
                     if (200..300).contains(&status) {
                         // A success whose body was cut off: treat as a lost answer.
-                        return Exchange::Transport(self.redact(&format!(
-                            "the answer ({status}) was cut off: {e}"
-                        )));
+                        return Exchange::Transport(
+                            self.redact(&format!("the answer ({status}) was cut off: {e}")),
+                        );
                     }
                     body.clear();
                 }

@@ -80,7 +80,10 @@ impl From<Error> for Fail {
 }
 
 fn usage(msg: impl Into<String>) -> Fail {
-    Fail(EXIT_BAD_INPUT, format!("{}\n(run `fieldreport help` for usage)", msg.into()))
+    Fail(
+        EXIT_BAD_INPUT,
+        format!("{}\n(run `fieldreport help` for usage)", msg.into()),
+    )
 }
 
 fn main() -> ExitCode {
@@ -113,8 +116,21 @@ struct Args {
 }
 
 const VALUE_OPTS: &[&str] = &[
-    "outbox", "base-url", "company", "project", "feedback-type", "api-key", "summary",
-    "description", "submitter", "field", "attach", "log", "timeout", "id", "port",
+    "outbox",
+    "base-url",
+    "company",
+    "project",
+    "feedback-type",
+    "api-key",
+    "summary",
+    "description",
+    "submitter",
+    "field",
+    "attach",
+    "log",
+    "timeout",
+    "id",
+    "port",
 ];
 const FLAG_OPTS: &[&str] = &["json", "help"];
 
@@ -273,7 +289,9 @@ fn submit(client: &Client, args: &Args) -> Result<u8, Fail> {
 }
 
 fn crash(client: &Client, args: &Args) -> Result<u8, Fail> {
-    let log = args.one("log").ok_or_else(|| usage("crash needs --log PATH"))?;
+    let log = args
+        .one("log")
+        .ok_or_else(|| usage("crash needs --log PATH"))?;
     let mut c = CrashReport::from_file(log);
     c.summary = args.one("summary");
     c.fields = fields(args)?;
@@ -361,7 +379,10 @@ fn status(client: &Client, args: &Args) -> Result<u8, Fail> {
                     a.file_name,
                     a.size,
                     a.state,
-                    a.reason.as_ref().map(|x| format!(" — {x}")).unwrap_or_default()
+                    a.reason
+                        .as_ref()
+                        .map(|x| format!(" — {x}"))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -424,7 +445,10 @@ fn sandbox(args: &Args) -> Result<u8, Fail> {
     })
     .map_err(|e| Fail(EXIT_FAILURE, format!("cannot start the sandbox: {e}")))?;
     println!("Centercode sandbox listening at {}", sb.base_url());
-    println!("  api key: {}  project: WidgetPro  feedback type: Mobile", sb.api_key());
+    println!(
+        "  api key: {}  project: WidgetPro  feedback type: Mobile",
+        sb.api_key()
+    );
     println!("  state: GET http://127.0.0.1:{}/_sandbox/state", sb.port());
     sb.run_forever()
 }
@@ -462,7 +486,11 @@ fn demo() -> Result<u8, Fail> {
             .description("I really wish the app had more lighting preset options.")
             .submitter("jim@example.com")
             .field("topic", json!(23795))
-            .attach(Attachment::from_bytes("Screenshot", "screenshot.png", DEMO_PNG.to_vec())),
+            .attach(Attachment::from_bytes(
+                "Screenshot",
+                "screenshot.png",
+                DEMO_PNG.to_vec(),
+            )),
     )?;
     println!("submitted feedback: local id {feedback}");
     let crash = client.submit_crash(CrashReport::from_text(
@@ -517,7 +545,9 @@ fn state_name(s: ReportState) -> &'static str {
 }
 
 fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn error_text(e: &DeliveryError) -> String {

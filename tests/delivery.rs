@@ -1,0 +1,659 @@
+//! Delivery against the sandbox: the happy path, every status class, the
+//! ambiguous window, restarts, routing, the rate limit, the sender.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::*;
+use fieldreport::sandbox::{Fault, Sandbox, SandboxConfig};
+use fieldreport::{Attachment, AttachmentState, Client, CrashReport, Event, Feedback, ReportState};
+use serde_json::json;
+
+fn feedback(summary: &str) -> Feedback {
+    Feedback::new(summary)
+}
+
+#[test]
+fn feedback_and_crash_arrive_byte_identical() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.context_fields
+        .insert("app_name".into(), "AppName".into());
+    cfg.context_fields.insert("seq".into(), "Sequence".into());
+    let client = Client::open(cfg).unwrap();
+    let shot: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let file = dir.path().join("screen.png");
+    std::fs::write(&file, &shot).unwrap();
+    let id = client
+        .submit(
+            feedback("Lighting presets should be more robust")
+                .description("More presets, please.\nLine two.")
+                .submitter("jim@example.com")
+                .field("topic", json!(23795))
+                .field("title", json!("Lighting presets"))
+                .attach(Attachment::from_path("Screenshot", &file))
+                .attach(Attachment::from_bytes(
+                    "Screenshot",
+                    "second.png",
+                    b"second".to_vec(),
+                )),
+        )
+        .unwrap();
+    // The app's copy may go away: the outbox has its own.
+    std::fs::remove_file(&file).unwrap();
+    let log = "\n=====\nthread 'main' panicked at src/lib.rs:1\nbacktrace...\n";
+    let crash = client.submit_crash(CrashReport::from_text(log)).unwrap();
+
+    let result = client.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(result.pending, 0, "{result:?}");
+    assert_eq!(result.receipts.len(), 2);
+    for r in &result.receipts {
+        assert_eq!(r.state, ReportState::Delivered);
+        assert!(r.server_key.as_deref().unwrap().starts_with("BUG-"));
+        assert!(r.server_url.is_some());
+    }
+
+    let created = sb.feedback();
+    assert_eq!(created.len(), 2);
+    let body = &created[0].body;
+    assert_eq!(body["summary"], "Lighting presets should be more robust");
+    assert_eq!(body["description"], "More presets, please.\nLine two.");
+    assert_eq!(body["submitter"], "jim@example.com");
+    assert_eq!(body["topic"], 23795);
+    assert_eq!(body["title"], "Lighting presets");
+    assert_eq!(body["AppName"], "tests");
+    assert_eq!(body["Sequence"], 1);
+    assert!(body.get("apiKey").is_none());
+    assert_eq!(
+        created[1].body["summary"],
+        "thread 'main' panicked at src/lib.rs:1"
+    );
+    assert_eq!(created[1].body["Sequence"], 2);
+
+    let uploads = sb.uploads();
+    assert_eq!(uploads.len(), 3);
+    assert_eq!(uploads[0].file_name, "screen.png");
+    assert_eq!(uploads[0].content_type, "image/png");
+    assert_eq!(uploads[0].sha256_hex, sha256_hex(&shot));
+    assert_eq!(uploads[0].size, shot.len() as u64);
+    assert_eq!(uploads[1].sha256_hex, sha256_hex(b"second"));
+    assert_eq!(uploads[2].file_name, "crash.log.gz");
+    assert_eq!(uploads[2].element_key, "CrashLog");
+    assert_eq!(uploads[2].content_type, "application/gzip");
+    // The crash log arrives gzip-compressed: same bytes as gzipping it here.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, log.as_bytes()).unwrap();
+    assert_eq!(uploads[2].sha256_hex, sha256_hex(&gz.finish().unwrap()));
+
+    let status = client.report(id).unwrap();
+    assert_eq!(status.state, ReportState::Delivered);
+    assert_eq!(status.seq, 1);
+    assert_eq!(status.context["os"], std::env::consts::OS);
+    assert!(status
+        .attachments
+        .iter()
+        .all(|a| a.state == AttachmentState::Uploaded));
+    assert_eq!(
+        client.report(crash).unwrap().summary,
+        "thread 'main' panicked at src/lib.rs:1"
+    );
+    // Delivered copies are removed from the outbox.
+    let left = std::fs::read_dir(dir.path().join("files")).unwrap().count();
+    assert_eq!(left, 0);
+    let stats = client.stats().unwrap();
+    assert_eq!((stats.pending, stats.delivered, stats.dead), (0, 2, 0));
+}
+
+#[test]
+fn bad_request_makes_the_report_dead_with_invalid_parameters() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let id = client.submit(feedback("one")).unwrap();
+    let ok = client.submit(feedback("two")).unwrap();
+    sb.inject(Fault::Body {
+        status: 400,
+        body: r#"{"status":400,"description":"The specified request is invalid.","invalidParameters":[{"name":"topic","description":"Topic is required."}]}"#.into(),
+    });
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    // A permanent failure does not stop the batch.
+    assert_eq!(r.receipts.len(), 2);
+    assert_eq!(r.dead, 1);
+    let dead = client.report(id).unwrap();
+    assert_eq!(dead.state, ReportState::Dead);
+    let err = dead.last_error.unwrap();
+    assert_eq!(err.status, Some(400));
+    assert_eq!(err.message, "The specified request is invalid.");
+    assert_eq!(err.invalid_parameters[0].name, "topic");
+    assert_eq!(client.report(ok).unwrap().state, ReportState::Delivered);
+    assert!(rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Dead { id: i, .. } if *i == id)));
+    // A dead report is kept and can be retried.
+    client.retry(id).unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.receipts[0].state, ReportState::Delivered);
+    assert_eq!(sb.feedback().len(), 2);
+    // Retrying a report that is not dead is refused.
+    assert!(matches!(
+        client.retry(id),
+        Err(fieldreport::Error::InvalidState { .. })
+    ));
+}
+
+#[test]
+fn every_permanent_status_kills_only_its_report() {
+    for status in [404u16, 405, 413, 415, 422] {
+        let sb = sandbox();
+        let dir = tempdir();
+        let client = open(dir.path(), &sb);
+        let id = client.submit(feedback("x")).unwrap();
+        sb.inject(Fault::status(status));
+        client.flush(Duration::from_secs(10)).unwrap();
+        let s = client.report(id).unwrap();
+        assert_eq!(s.state, ReportState::Dead, "{status}");
+        assert_eq!(s.last_error.unwrap().status, Some(status));
+    }
+}
+
+#[test]
+fn unauthorized_pauses_without_spending_attempts_and_resumes_with_a_new_key() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.server.api_key = fieldreport::ApiKey::new("wrong-key-123");
+    let client = Client::open(cfg.clone()).unwrap();
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let a = client.submit(feedback("a")).unwrap();
+    let b = client.submit(feedback("b")).unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.stopped.as_deref().unwrap().contains("paused"), "{r:?}");
+    assert_eq!(r.receipts.len(), 1, "the batch stops at the 401");
+    assert_eq!(r.pending, 2);
+    assert!(client.stats().unwrap().paused_for_auth);
+    assert_eq!(client.report(a).unwrap().attempts, 0);
+    assert!(rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Paused { .. })));
+    // Paused: no request at all.
+    let before = sb.requests().len();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.stopped.unwrap().contains("paused"));
+    assert_eq!(sb.requests().len(), before);
+    // The pause is stored: a restart with the same key stays paused.
+    drop(client);
+    let client = Client::open(cfg.clone()).unwrap();
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(sb.requests().len(), before);
+    // A new key resumes at once, nothing lost.
+    client.set_api_key(sb.api_key()).unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(client.report(b).unwrap().state, ReportState::Delivered);
+    assert_eq!(sb.feedback().len(), 2);
+    assert!(!client.stats().unwrap().paused_for_auth);
+}
+
+#[test]
+fn forbidden_also_pauses() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    client.submit(feedback("a")).unwrap();
+    sb.inject(Fault::status(403));
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.stopped.unwrap().contains("paused"));
+    assert_eq!(r.pending, 1);
+}
+
+#[test]
+fn rate_limited_waits_for_the_reset() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let id = client.submit(feedback("a")).unwrap();
+    let reset = SystemTime::now() + Duration::from_millis(1500);
+    sb.inject(Fault::Status {
+        status: 429,
+        retry_after: None,
+        rate_limit_reset: Some(iso(reset)),
+    });
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.stopped.as_deref(), Some("rate limited by the server"));
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Queued);
+    assert!(s.next_attempt_at.unwrap() >= reset - Duration::from_millis(5));
+    // Before the reset nothing is sent.
+    let before = sb.requests().len();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.stopped.unwrap().starts_with("waiting until"));
+    assert_eq!(sb.requests().len(), before);
+    while SystemTime::now() < reset + Duration::from_millis(50) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback().len(), 1);
+}
+
+fn iso(t: SystemTime) -> String {
+    // Seconds-precision ISO 8601 as Centercode documents; round up.
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let ms = secs % 1000;
+    let s = (secs / 1000) as i64;
+    let days = s.div_euclid(86_400);
+    let sod = s.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+#[test]
+fn server_errors_and_dropped_connections_are_retried_and_stop_the_batch() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    for i in 0..3 {
+        client.submit(feedback(&format!("r{i}"))).unwrap();
+    }
+    for fault in [
+        Fault::status(500),
+        Fault::status(503),
+        Fault::Drop,
+        Fault::status(408),
+    ] {
+        sb.inject(fault);
+        let r = client.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(r.receipts.len(), 1, "stops at the first failure: {r:?}");
+        assert!(r.receipts[0].error.is_some());
+        assert!(r.stopped.is_some());
+        assert_eq!(r.pending, 3);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0);
+    assert_eq!(
+        sb.feedback().len(),
+        3,
+        "no duplicate from answered failures"
+    );
+    assert_eq!(
+        client.stats().unwrap().ambiguous_resends,
+        1,
+        "only the dropped one"
+    );
+    assert!(
+        rec.events()
+            .iter()
+            .filter(|e| matches!(e, Event::Failed { .. }))
+            .count()
+            >= 4
+    );
+}
+
+#[test]
+fn a_lost_create_answer_without_lookup_is_resent_and_counted() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    client.submit(feedback("ambiguous")).unwrap();
+    sb.inject(Fault::ActThenDrop);
+    client.flush(Duration::from_secs(10)).unwrap();
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0);
+    // The documented limit: the server has it twice, and we say so.
+    assert_eq!(sb.feedback().len(), 2);
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 1);
+}
+
+#[test]
+fn a_lost_create_answer_with_lookup_is_not_resent() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.server.client_id_field = Some("ClientId".into());
+    cfg.server.lookup_key = Some("Lookup".into());
+    let client = Client::open(cfg).unwrap();
+    let data = vec![42u8; 10_000];
+    let id = client
+        .submit(feedback("ambiguous").attach(Attachment::from_bytes(
+            "Screenshot",
+            "s.png",
+            data.clone(),
+        )))
+        .unwrap();
+    sb.inject(Fault::ActThenDrop);
+    client.flush(Duration::from_secs(10)).unwrap();
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback().len(), 1, "found by lookup, not posted again");
+    let status = client.report(id).unwrap();
+    assert_eq!(status.server_key.as_deref(), Some("BUG-0001"));
+    assert_eq!(sb.feedback()[0].body["ClientId"], status.client_id);
+    assert_eq!(sb.uploads().len(), 1);
+    assert_eq!(sb.uploads()[0].sha256_hex, sha256_hex(&data));
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+}
+
+#[test]
+fn restart_resumes_at_the_first_attachment_not_uploaded() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| vec![i as u8; 50_000 + i]).collect();
+    {
+        let client = open(dir.path(), &sb);
+        let mut f = feedback("three files");
+        for (i, p) in parts.iter().enumerate() {
+            f = f.attach(Attachment::from_bytes(
+                "Screenshot",
+                format!("p{i}.png"),
+                p.clone(),
+            ));
+        }
+        client.submit(f).unwrap();
+        // Create and first upload succeed; the second upload is dropped.
+        sb.inject(Fault::Delay(Duration::ZERO));
+        sb.inject(Fault::Delay(Duration::ZERO));
+        sb.inject(Fault::Drop);
+        let r = client.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(r.receipts[0].state, ReportState::Created);
+        assert!(r.stopped.is_some());
+    }
+    let client = open(dir.path(), &sb);
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0);
+    assert_eq!(sb.feedback().len(), 1, "never created twice");
+    let ups = sb.uploads();
+    assert_eq!(ups.len(), 3, "each attachment once");
+    for (u, p) in ups.iter().zip(&parts) {
+        assert_eq!(u.sha256_hex, sha256_hex(p));
+    }
+}
+
+#[test]
+fn attachments_without_a_matching_element_are_rejected_and_the_rest_delivered() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let id = client
+        .submit(
+            feedback("routing")
+                .attach(Attachment::from_bytes("Video", "v.mp4", b"v".to_vec()))
+                .attach(Attachment::from_bytes("CrashLog", "a.log", b"a".to_vec()))
+                .attach(Attachment::from_bytes("CrashLog", "b.log", b"b".to_vec()))
+                .attach(Attachment::from_bytes("Screenshot", "s.png", b"s".to_vec())),
+        )
+        .unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.receipts[0].state, ReportState::Delivered);
+    assert_eq!(r.receipts[0].rejected_attachments.len(), 2);
+    let s = client.report(id).unwrap();
+    let states: Vec<_> = s.attachments.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [
+            AttachmentState::Rejected,
+            AttachmentState::Uploaded,
+            AttachmentState::Rejected,
+            AttachmentState::Uploaded
+        ]
+    );
+    assert!(s.attachments[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("Video"));
+    assert!(s.attachments[2]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("single"));
+    assert_eq!(sb.uploads().len(), 2);
+    assert_eq!(
+        rec.events()
+            .iter()
+            .filter(|e| matches!(e, Event::AttachmentRejected { .. }))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_server_without_file_elements_rejects_attachments_but_keeps_the_feedback() {
+    let sb = Sandbox::start(SandboxConfig {
+        file_elements: vec![],
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let id = client
+        .submit(feedback("no elements").attach(Attachment::from_bytes(
+            "Screenshot",
+            "s.png",
+            b"s".to_vec(),
+        )))
+        .unwrap();
+    client.flush(Duration::from_secs(10)).unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Delivered);
+    assert_eq!(s.attachments[0].state, AttachmentState::Rejected);
+}
+
+#[test]
+fn an_upload_refused_by_the_server_is_rejected_alone() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let id = client
+        .submit(
+            feedback("refused upload")
+                .attach(Attachment::from_bytes("Screenshot", "a.png", b"a".to_vec()))
+                .attach(Attachment::from_bytes("Screenshot", "b.png", b"b".to_vec())),
+        )
+        .unwrap();
+    sb.inject(Fault::Delay(Duration::ZERO)); // the create
+    sb.inject(Fault::status(413)); // first upload
+    client.flush(Duration::from_secs(10)).unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Delivered);
+    assert_eq!(s.attachments[0].state, AttachmentState::Rejected);
+    assert!(s.attachments[0].reason.as_deref().unwrap().contains("413"));
+    assert_eq!(s.attachments[1].state, AttachmentState::Uploaded);
+}
+
+#[test]
+fn a_created_answer_without_a_key_is_not_resent() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let id = client.submit(feedback("truncated answer")).unwrap();
+    sb.inject(Fault::Body {
+        status: 201,
+        body: "{\"id\":\"8203093f\",\"ke".into(),
+    });
+    client.flush(Duration::from_secs(10)).unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Dead);
+    assert!(s.last_error.unwrap().message.contains("duplicate"));
+}
+
+#[test]
+fn the_client_side_rate_limit_keeps_under_ten_per_second() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    for i in 0..24 {
+        client.submit(feedback(&format!("burst {i}"))).unwrap();
+    }
+    let r = drain(&client, 5);
+    assert_eq!(r.pending, 0);
+    let reqs = sb.requests();
+    assert!(
+        reqs.iter().all(|r| r.status != 429),
+        "the server never had to refuse"
+    );
+    let times: Vec<Instant> = reqs.iter().map(|r| r.at).collect();
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < Duration::from_millis(1000))
+            .count();
+        assert!(in_window <= 10, "{in_window} requests within one second");
+    }
+}
+
+#[test]
+fn without_consent_nothing_is_sent_until_given() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.consent_default = false;
+    let client = Client::open(cfg).unwrap();
+    client.submit(feedback("wait for consent")).unwrap();
+    let r = client.flush(Duration::from_secs(5)).unwrap();
+    assert!(r.stopped.unwrap().starts_with("no consent"));
+    assert!(sb.requests().is_empty());
+    assert!(!client.stats().unwrap().consent);
+    client.set_consent(true).unwrap();
+    assert_eq!(client.flush(Duration::from_secs(5)).unwrap().pending, 0);
+    // Revoking and purging removes everything.
+    client.submit(feedback("later")).unwrap();
+    client.set_consent(false).unwrap();
+    client.purge_all().unwrap();
+    assert_eq!(client.stats().unwrap().pending, 0);
+    assert!(client.reports(&Default::default()).unwrap().is_empty());
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn background_sender_delivers_on_submit_and_when_back_online() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.sender_interval = Duration::from_secs(3600); // only wake-ups
+    let client = Client::open(cfg).unwrap();
+    client.start_sender().unwrap();
+    client.start_sender().unwrap(); // idempotent
+    client.submit(feedback("on submit")).unwrap();
+    wait_until("delivery on submit", || sb.feedback().len() == 1);
+    client.set_online(false);
+    client.submit(feedback("while offline")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sb.feedback().len(), 1, "nothing sent while offline");
+    client.set_online(true);
+    wait_until("delivery when back online", || sb.feedback().len() == 2);
+    // Retries are woken by their due time, not the interval.
+    sb.inject(Fault::status(503));
+    client.submit(feedback("after a 503")).unwrap();
+    wait_until("retry after backoff", || sb.feedback().len() == 3);
+    client.stop_sender();
+    client.submit(feedback("sender stopped")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sb.feedback().len(), 3);
+    client.close();
+    assert!(matches!(
+        client.submit(feedback("closed")),
+        Err(fieldreport::Error::Closed)
+    ));
+}
+
+#[test]
+fn metered_network_holds_large_attachments_only() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    client.set_metered(true);
+    let small = client.submit(feedback("small")).unwrap();
+    let big = client
+        .submit(feedback("big").attach(Attachment::from_bytes(
+            "Screenshot",
+            "big.png",
+            vec![1; 2_000_000],
+        )))
+        .unwrap();
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.report(small).unwrap().state, ReportState::Delivered);
+    assert_eq!(client.report(big).unwrap().state, ReportState::Created);
+    assert!(sb.uploads().is_empty());
+    client.set_metered(false);
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.report(big).unwrap().state, ReportState::Delivered);
+}
+
+#[test]
+fn flush_budget_is_respected_between_requests() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    for i in 0..5 {
+        client.submit(feedback(&format!("slow {i}"))).unwrap();
+    }
+    for _ in 0..5 {
+        sb.inject(Fault::Delay(Duration::from_millis(300)));
+    }
+    let r = client.flush(Duration::from_millis(500)).unwrap();
+    assert!(r.receipts.len() < 5, "{r:?}");
+    assert_eq!(r.stopped.as_deref(), Some("the time budget is spent"));
+    assert!(r.pending > 0);
+}
+
+#[test]
+fn retries_give_up_after_max_attempts_and_keep_the_report() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_attempts = 3;
+    cfg.policy.retry_base = Duration::from_millis(1);
+    cfg.policy.retry_max = Duration::from_millis(1);
+    let client = Client::open(cfg).unwrap();
+    let id = client.submit(feedback("doomed")).unwrap();
+    for _ in 0..3 {
+        sb.inject(Fault::status(500));
+    }
+    for _ in 0..3 {
+        client.flush(Duration::from_secs(5)).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Dead);
+    assert_eq!(s.attempts, 3);
+    assert!(s
+        .last_error
+        .unwrap()
+        .message
+        .contains("gave up after 3 attempts"));
+}

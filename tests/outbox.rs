@@ -1,0 +1,823 @@
+//! The outbox: bad input changes nothing, caps and eviction, corruption,
+//! schema upgrades, orphans, permissions, and secrets.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fieldreport::{
+    ApiKey, Attachment, Client, Config, CrashReport, Error, Event, Feedback, ReportFilter,
+    ReportKind, ReportState, ServerConfig,
+};
+use serde_json::json;
+
+/// Everything observable about an outbox: its report rows and its files.
+fn snapshot(client: &Client, dir: &Path) -> (String, Vec<String>) {
+    let reports = format!("{:?}", client.reports(&ReportFilter::default()).unwrap());
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    (reports, files)
+}
+
+#[test]
+fn bad_input_gets_a_specific_error_and_changes_nothing() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_attachment_bytes = 1000;
+    let client = Client::open(cfg).unwrap();
+    client.submit(Feedback::new("a good one")).unwrap();
+    let before = snapshot(&client, dir.path());
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![0u8; 1001]).unwrap();
+    let empty_log = dir.path().join("empty.log");
+    std::fs::write(&empty_log, b"").unwrap();
+    let ok_att = || Attachment::from_bytes("Screenshot", "ok.png", b"fine".to_vec());
+
+    let cases: Vec<(&str, Result<i64, Error>)> = vec![
+        ("empty summary", client.submit(Feedback::new("  "))),
+        ("two-line summary", client.submit(Feedback::new("a\nb"))),
+        ("NUL in summary", client.submit(Feedback::new("a\0b"))),
+        (
+            "huge summary",
+            client.submit(Feedback::new("x".repeat(1001))),
+        ),
+        (
+            "huge description",
+            client.submit(Feedback::new("s").description("d".repeat(100_001))),
+        ),
+        (
+            "empty submitter",
+            client.submit(Feedback::new("s").submitter("")),
+        ),
+        (
+            "empty field name",
+            client.submit(Feedback::new("s").field("", json!(1))),
+        ),
+        (
+            "duplicate field",
+            client.submit(Feedback::new("s").field("a", json!(1)).field("a", json!(2))),
+        ),
+        (
+            "absurd field value",
+            client.submit(Feedback::new("s").field("blob", json!("x".repeat(70_000)))),
+        ),
+        (
+            "missing file",
+            client.submit(
+                Feedback::new("s")
+                    .attach(ok_att())
+                    .attach(Attachment::from_path("Screenshot", "/nonexistent/x.png")),
+            ),
+        ),
+        (
+            "directory",
+            client.submit(
+                Feedback::new("s")
+                    .attach(ok_att())
+                    .attach(Attachment::from_path("Screenshot", dir.path())),
+            ),
+        ),
+        (
+            "device",
+            client.submit(
+                Feedback::new("s")
+                    .attach(ok_att())
+                    .attach(Attachment::from_path("Screenshot", "/dev/null")),
+            ),
+        ),
+        (
+            "too large file",
+            client.submit(
+                Feedback::new("s")
+                    .attach(ok_att())
+                    .attach(Attachment::from_path("Screenshot", &big)),
+            ),
+        ),
+        (
+            "too large bytes",
+            client.submit(Feedback::new("s").attach(Attachment::from_bytes(
+                "Screenshot",
+                "b",
+                vec![0; 1001],
+            ))),
+        ),
+        (
+            "bad element key",
+            client.submit(Feedback::new("s").attach(Attachment::from_bytes(
+                "../x",
+                "a.png",
+                vec![1],
+            ))),
+        ),
+        (
+            "bytes without name",
+            client.submit(Feedback::new("s").attach(Attachment {
+                file_name: None,
+                ..ok_att()
+            })),
+        ),
+        (
+            "slash in name",
+            client.submit(Feedback::new("s").attach(Attachment::from_bytes(
+                "Screenshot",
+                "a/b.png",
+                vec![1],
+            ))),
+        ),
+        (
+            "bad content type",
+            client.submit(Feedback::new("s").attach(ok_att().with_content_type("png"))),
+        ),
+        (
+            "empty crash text",
+            client.submit_crash(CrashReport::from_text(" \n ")),
+        ),
+        (
+            "empty crash file",
+            client.submit_crash(CrashReport::from_file(&empty_log)),
+        ),
+        (
+            "missing crash file",
+            client.submit_crash(CrashReport::from_file("/nonexistent/crash.log")),
+        ),
+        (
+            "crash log is a directory",
+            client.submit_crash(CrashReport::from_file(dir.path())),
+        ),
+    ];
+    for (what, result) in cases {
+        let err = result.expect_err(what);
+        let ok = match what {
+            "missing file"
+            | "directory"
+            | "device"
+            | "missing crash file"
+            | "crash log is a directory" => {
+                matches!(err, Error::AttachmentUnreadable { .. })
+            }
+            "too large file" | "too large bytes" => {
+                matches!(
+                    err,
+                    Error::AttachmentTooLarge {
+                        size: 1001,
+                        limit: 1000,
+                        ..
+                    }
+                )
+            }
+            _ => matches!(err, Error::InvalidInput { .. }),
+        };
+        assert!(ok, "{what}: unexpected error {err:?}");
+        assert!(!err.to_string().is_empty());
+        assert_eq!(
+            snapshot(&client, dir.path()),
+            before,
+            "{what} changed the outbox"
+        );
+    }
+    // Not found and wrong state are specific too.
+    assert_eq!(client.report(999).unwrap_err(), Error::NotFound { id: 999 });
+    assert_eq!(client.purge(999).unwrap_err(), Error::NotFound { id: 999 });
+    assert!(matches!(client.retry(1), Err(Error::InvalidState { .. })));
+    assert!(matches!(
+        client.set_api_key("has space"),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert_eq!(snapshot(&client, dir.path()), before);
+}
+
+#[test]
+fn bad_config_is_refused_at_open_and_creates_nothing() {
+    let dir = tempdir();
+    let outbox = dir.path().join("never");
+    let base =
+        || ServerConfig::with_base_url("https://h.example/api/v1", "WidgetPro", "Mobile", "k");
+    let mut zero_cap = Config::new(&outbox, base());
+    zero_cap.policy.max_reports = 0;
+    let mut unknown_item = Config::new(&outbox, base());
+    unknown_item
+        .context_fields
+        .insert("mood".into(), "Mood".into());
+    let server = |s: ServerConfig| Config::new(&outbox, s);
+    let cases: Vec<(&str, Config)> = vec![
+        (
+            "plain http to a remote host",
+            server(ServerConfig::with_base_url(
+                "http://h.example/api/v1",
+                "P",
+                "T",
+                "k",
+            )),
+        ),
+        (
+            "no company nor url",
+            server(ServerConfig {
+                base_url: None,
+                ..base()
+            }),
+        ),
+        (
+            "bad company",
+            server(ServerConfig::centercode("a.b/c", "P", "T", "k")),
+        ),
+        (
+            "empty key",
+            server(ServerConfig {
+                api_key: ApiKey::new(""),
+                ..base()
+            }),
+        ),
+        (
+            "project with slash",
+            server(ServerConfig {
+                project_key: "a/b".into(),
+                ..base()
+            }),
+        ),
+        (
+            "empty type",
+            server(ServerConfig {
+                feedback_type_key: "".into(),
+                ..base()
+            }),
+        ),
+        ("zero cap", zero_cap),
+        ("unknown context item", unknown_item),
+    ];
+    for (what, cfg) in cases {
+        let err = Client::open(cfg).expect_err(what);
+        assert!(
+            matches!(err, Error::InvalidConfig { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(!outbox.exists(), "{what} created the outbox");
+    }
+    // Explicit opt-in allows plain http.
+    let mut s = ServerConfig::with_base_url("http://h.example/api/v1", "P", "T", "k");
+    s.allow_insecure_http = true;
+    assert!(Client::open(Config::new(&outbox, s)).is_ok());
+}
+
+#[test]
+fn caps_evict_machine_made_reports_first_and_count_it() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_reports = 4;
+    let client = Client::open(cfg).unwrap();
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let c1 = client
+        .submit_crash(CrashReport::from_text("crash one"))
+        .unwrap();
+    let f1 = client.submit(Feedback::new("typed one")).unwrap();
+    let c2 = client
+        .submit_crash(CrashReport::from_text("crash two"))
+        .unwrap();
+    let f2 = client.submit(Feedback::new("typed two")).unwrap();
+    // Full: the next typed feedback evicts the oldest crash, not the newest.
+    let f3 = client.submit(Feedback::new("typed three")).unwrap();
+    assert_eq!(client.report(c1).unwrap().state, ReportState::Evicted);
+    assert_eq!(client.report(c2).unwrap().state, ReportState::Queued);
+    // Then the newest crash goes too.
+    let f4 = client.submit(Feedback::new("typed four")).unwrap();
+    assert_eq!(client.report(c2).unwrap().state, ReportState::Evicted);
+    assert!(client
+        .report(c2)
+        .unwrap()
+        .last_error
+        .unwrap()
+        .message
+        .contains("evicted"));
+    // Only typed feedback left: a new report is refused, none is evicted.
+    let err = client.submit(Feedback::new("typed five")).unwrap_err();
+    assert!(matches!(err, Error::OutboxFull { .. }), "{err:?}");
+    let err = client
+        .submit_crash(CrashReport::from_text("crash three"))
+        .unwrap_err();
+    assert!(matches!(err, Error::OutboxFull { .. }));
+    for id in [f1, f2, f3, f4] {
+        assert_eq!(client.report(id).unwrap().state, ReportState::Queued);
+    }
+    let stats = client.stats().unwrap();
+    assert_eq!(stats.evicted, 2);
+    assert_eq!(stats.evicted_feedback, 0);
+    let evicted: Vec<i64> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Evicted { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, vec![c1, c2]);
+    // Evicted crash files are gone from disk.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("files")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn byte_cap_evicts_crashes_by_size() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_bytes = 150_000;
+    let client = Client::open(cfg).unwrap();
+    let noise = |seed: u32| -> Vec<u8> {
+        (0..60_000u32)
+            .map(|i| {
+                (i.wrapping_mul(2_654_435_761u32)
+                    .wrapping_add(seed.wrapping_mul(40_503))
+                    >> 24) as u8
+            })
+            .collect()
+    };
+    let c1 = client
+        .submit_crash(CrashReport {
+            attachments: vec![Attachment::from_bytes("Log", "core", noise(1))],
+            ..CrashReport::from_text("crash")
+        })
+        .unwrap();
+    let f1 = client
+        .submit(Feedback::new("typed").attach(Attachment::from_bytes(
+            "Screenshot",
+            "s.png",
+            noise(2),
+        )))
+        .unwrap();
+    let f2 = client
+        .submit(Feedback::new("typed 2").attach(Attachment::from_bytes(
+            "Screenshot",
+            "s.png",
+            noise(3),
+        )))
+        .unwrap();
+    assert_eq!(client.report(c1).unwrap().state, ReportState::Evicted);
+    assert_eq!(client.report(f1).unwrap().state, ReportState::Queued);
+    assert_eq!(client.report(f2).unwrap().state, ReportState::Queued);
+    assert!(client.stats().unwrap().bytes <= 150_000);
+    // A single report larger than the whole cap is refused outright.
+    let err = client
+        .submit(Feedback::new("too big").attach(Attachment::from_bytes(
+            "Screenshot",
+            "x",
+            vec![0; 200_000],
+        )))
+        .unwrap_err();
+    assert!(matches!(err, Error::OutboxFull { .. }));
+}
+
+#[test]
+fn max_age_evicts_and_counts_typed_feedback_too() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    let client = Client::open(cfg.clone()).unwrap();
+    let id = client.submit(Feedback::new("old words")).unwrap();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(30));
+    cfg.policy.max_age = Duration::from_millis(10);
+    let client = Client::open(cfg).unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Evicted);
+    let stats = client.stats().unwrap();
+    assert_eq!((stats.evicted, stats.evicted_feedback), (1, 1));
+    assert!(sb.requests().is_empty());
+}
+
+#[test]
+fn a_corrupt_database_is_moved_aside_and_a_fresh_outbox_opens() {
+    let sb = sandbox();
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let garbage = b"this is not an SQLite database, just some bytes that got here".repeat(100);
+    std::fs::write(dir.path().join("outbox.sqlite"), &garbage).unwrap();
+    let client = open(dir.path(), &sb);
+    let aside = client.moved_aside().expect("moved aside").to_path_buf();
+    assert_eq!(
+        std::fs::read(aside.join("outbox.sqlite")).unwrap(),
+        garbage,
+        "kept, not deleted"
+    );
+    assert_eq!(
+        client.stats().unwrap().moved_aside.as_deref(),
+        Some(aside.to_str().unwrap())
+    );
+    let id = client.submit(Feedback::new("after the accident")).unwrap();
+    assert_eq!(client.flush(Duration::from_secs(10)).unwrap().pending, 0);
+    assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+}
+
+#[test]
+fn a_truncated_database_is_moved_aside() {
+    let sb = sandbox();
+    let dir = tempdir();
+    {
+        let client = open(dir.path(), &sb);
+        for i in 0..50 {
+            client
+                .submit(Feedback::new(format!("r{i}")).description("x".repeat(2000)))
+                .unwrap();
+        }
+    }
+    let db = dir.path().join("outbox.sqlite");
+    // Fold the WAL in, then cut the file in the middle of a page.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let len = std::fs::metadata(&db).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.set_len(len / 2 + 100).unwrap();
+    drop(f);
+    let client = Client::open(config(dir.path(), &sb));
+    match client {
+        Ok(c) => {
+            // SQLite may read a truncated file as valid up to its end; then
+            // every listed report must still read back whole.
+            if c.moved_aside().is_none() {
+                for r in c.reports(&ReportFilter::default()).unwrap() {
+                    assert!(r.summary.starts_with('r'));
+                }
+            }
+            c.submit(Feedback::new("still works")).unwrap();
+        }
+        Err(e) => panic!("open failed instead of recovering: {e}"),
+    }
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let sb = sandbox();
+    let dir = tempdir();
+    drop(open(dir.path(), &sb));
+    let db = dir.path().join("outbox.sqlite");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = Client::open(config(dir.path(), &sb)).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidState { reason } if reason.contains("newer")),
+        "{err:?}"
+    );
+    let v: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 99);
+}
+
+/// Version 1 of the schema as released, frozen here: the upgrade path from
+/// it must keep working whatever the current schema becomes.
+const FROZEN_V1: &str = "
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL,
+    kind TEXT NOT NULL, state TEXT NOT NULL, summary TEXT NOT NULL, payload TEXT NOT NULL,
+    context TEXT NOT NULL, submitted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0, create_sent_at INTEGER, server_id TEXT,
+    server_key TEXT, server_url TEXT, file_elements TEXT, last_error TEXT, finished_at INTEGER,
+    bytes INTEGER NOT NULL);
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY, report_id INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, element_key TEXT NOT NULL, file_name TEXT NOT NULL,
+    content_type TEXT NOT NULL, stored_name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', reason TEXT);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA user_version = 1;
+";
+
+#[test]
+fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
+    let sb = sandbox();
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("files")).unwrap();
+    let bytes = b"attachment written by version 1".to_vec();
+    std::fs::write(dir.path().join("files/att-v1"), &bytes).unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("outbox.sqlite")).unwrap();
+        c.execute_batch(FROZEN_V1).unwrap();
+        c.execute_batch(&format!(
+            "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+             VALUES ('c1', 1, 'feedback', 'queued', 'from v1', '{{\"summary\":\"from v1\"}}', '{{}}', {}, 100);
+             INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+             VALUES (1, 0, 'Screenshot', 'v1.png', 'image/png', 'att-v1', {}, '{}');
+             INSERT INTO meta VALUES ('seq', '1');",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+            bytes.len(),
+            sha256_hex(&bytes)
+        ))
+        .unwrap();
+    }
+    let client = open(dir.path(), &sb);
+    let v: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(v >= 2, "upgraded to the current version");
+    let next = client.submit(Feedback::new("after upgrade")).unwrap();
+    assert_eq!(
+        client.report(next).unwrap().seq,
+        2,
+        "the sequence continues"
+    );
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback()[0].body["summary"], "from v1");
+    assert_eq!(sb.uploads()[0].sha256_hex, sha256_hex(&bytes));
+}
+
+#[test]
+fn orphan_files_are_removed_at_open_and_owned_ones_kept() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let id = {
+        let client = open(dir.path(), &sb);
+        client
+            .submit(Feedback::new("keep my file").attach(Attachment::from_bytes(
+                "Screenshot",
+                "k.png",
+                b"k".to_vec(),
+            )))
+            .unwrap()
+    };
+    std::fs::write(
+        dir.path().join("files/att-orphan"),
+        b"left by a killed submit",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("files/.tmp-att-half"), b"half").unwrap();
+    let client = open(dir.path(), &sb);
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].starts_with("att-") && names[0] != "att-orphan");
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+}
+
+#[test]
+fn an_attachment_copy_damaged_behind_our_back_is_rejected_not_retried_forever() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let id = client
+        .submit(
+            Feedback::new("damaged")
+                .attach(Attachment::from_bytes("Screenshot", "a.png", vec![1; 1000]))
+                .attach(Attachment::from_bytes("Screenshot", "b.png", vec![2; 1000])),
+        )
+        .unwrap();
+    let first = std::fs::read_dir(dir.path().join("files"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 0);
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Delivered);
+    let rejected: Vec<_> = s
+        .attachments
+        .iter()
+        .filter(|a| a.reason.is_some())
+        .collect();
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("missing or changed"));
+    assert_eq!(sb.uploads().len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn outbox_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = sandbox();
+    let dir = tempdir();
+    let outbox = dir.path().join("outbox");
+    let client = open(&outbox, &sb);
+    client
+        .submit(Feedback::new("private").attach(Attachment::from_bytes(
+            "Screenshot",
+            "p.png",
+            vec![1],
+        )))
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&outbox), 0o700);
+    assert_eq!(mode(&outbox.join("files")), 0o700);
+    for entry in std::fs::read_dir(&outbox)
+        .unwrap()
+        .chain(std::fs::read_dir(outbox.join("files")).unwrap())
+    {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+}
+
+#[test]
+fn the_api_key_appears_nowhere_but_the_query_string() {
+    let secret = "SECRET-KEY-7f3a9c";
+    let sb = sandbox();
+    sb.set_api_key(secret);
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.server.api_key = ApiKey::new(secret);
+    let client = Client::open(cfg.clone()).unwrap();
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    client.submit(Feedback::new("one")).unwrap();
+    client.submit_crash(CrashReport::from_text("boom")).unwrap();
+    sb.inject(fieldreport::sandbox::Fault::Drop);
+    client.flush(Duration::from_secs(10)).unwrap();
+    sb.set_api_key("rotated");
+    std::thread::sleep(Duration::from_millis(250));
+    client.flush(Duration::from_secs(10)).unwrap();
+    // And against a port where nothing listens, so the transport error text
+    // (which may quote the URL) is exercised.
+    let dead_dir = tempdir();
+    let mut dead_cfg = cfg.clone();
+    dead_cfg.outbox_dir = dead_dir.path().to_path_buf();
+    dead_cfg.server.base_url = Some("http://127.0.0.1:9/api/v1".into());
+    let dead = Client::open(dead_cfg).unwrap();
+    dead.submit(Feedback::new("unreachable")).unwrap();
+    let r = dead.flush(Duration::from_secs(10)).unwrap();
+    let mut texts = vec![
+        format!("{cfg:?}"),
+        format!("{client:?}"),
+        format!("{:?}", client.stats().unwrap()),
+        format!("{:?}", client.reports(&ReportFilter::default()).unwrap()),
+        format!("{:?}", rec.events()),
+        format!("{r:?}"),
+        format!("{:?}", dead.stats().unwrap()),
+    ];
+    assert!(r.receipts[0].error.is_some());
+    for d in [dir.path(), dead_dir.path()] {
+        for name in ["outbox.sqlite", "outbox.sqlite-wal"] {
+            if let Ok(b) = std::fs::read(d.join(name)) {
+                texts.push(String::from_utf8_lossy(&b).into_owned());
+            }
+        }
+    }
+    for t in &texts {
+        assert!(
+            !t.contains(secret),
+            "the key leaked into: {}",
+            &t[..t.len().min(300)]
+        );
+    }
+}
+
+#[test]
+fn many_threads_submit_while_flushes_run() {
+    let sb = sandbox_unlimited();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_requests_per_sec = 0;
+    let client = Arc::new(Client::open(cfg).unwrap());
+    let mut ids = Vec::new();
+    std::thread::scope(|s| {
+        let flusher = {
+            let client = Arc::clone(&client);
+            s.spawn(move || {
+                for _ in 0..20 {
+                    client.flush(Duration::from_secs(5)).unwrap();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let submitters: Vec<_> = (0..4)
+            .map(|t| {
+                let client = Arc::clone(&client);
+                s.spawn(move || {
+                    (0..15)
+                        .map(|i| {
+                            client
+                                .submit(Feedback::new(format!("t{t} r{i}")).attach(
+                                    Attachment::from_bytes(
+                                        "Screenshot",
+                                        "s.png",
+                                        vec![t as u8; 5000 + i],
+                                    ),
+                                ))
+                                .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in submitters {
+            ids.extend(h.join().unwrap());
+        }
+        flusher.join().unwrap();
+    });
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0);
+    assert_eq!(ids.len(), 60);
+    let mut summaries: Vec<String> = sb
+        .feedback()
+        .iter()
+        .map(|f| f.body["summary"].as_str().unwrap().to_string())
+        .collect();
+    summaries.sort();
+    summaries.dedup();
+    assert_eq!(summaries.len(), 60);
+    assert_eq!(sb.feedback().len(), 60, "no report posted twice");
+    assert_eq!(sb.uploads().len(), 60);
+    // Sequence numbers are unique and without gaps.
+    let mut seqs: Vec<i64> = ids
+        .iter()
+        .map(|id| client.report(*id).unwrap().seq)
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=60).collect::<Vec<_>>());
+}
+
+#[test]
+fn listing_filters_by_state_and_kind() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    client.submit(Feedback::new("f")).unwrap();
+    let c = client.submit_crash(CrashReport::from_text("c")).unwrap();
+    let crashes = client
+        .reports(&ReportFilter {
+            kind: Some(ReportKind::Crash),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(crashes.len(), 1);
+    assert_eq!(crashes[0].id, c);
+    client.flush(Duration::from_secs(5)).unwrap();
+    let delivered = client
+        .reports(&ReportFilter {
+            states: vec![ReportState::Delivered],
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].id, c, "newest first");
+    client.purge(c).unwrap();
+    assert!(matches!(client.report(c), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn crash_from_a_file_streams_and_takes_its_summary_from_the_log() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let log = dir.path().join("crash.txt");
+    let mut text = String::from("\n\n----\nSIGSEGV in render_frame at 0xdeadbeef\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("frame {i}: something\n"));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let id = client
+        .submit_crash(CrashReport {
+            file_name: Some("render.log".into()),
+            ..CrashReport::from_file(&log)
+        })
+        .unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.summary, "SIGSEGV in render_frame at 0xdeadbeef");
+    assert_eq!(s.kind, ReportKind::Crash);
+    assert_eq!(s.attachments[0].file_name, "render.log.gz");
+    assert!(s.attachments[0].size < text.len() as u64 / 5, "compressed");
+    client.flush(Duration::from_secs(10)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    assert_eq!(
+        sb.uploads()[0].sha256_hex,
+        sha256_hex(&gz.finish().unwrap())
+    );
+    let body = &sb.feedback()[0].body;
+    assert!(body["description"]
+        .as_str()
+        .unwrap()
+        .contains("Crash report from tests"));
+}
