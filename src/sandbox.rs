@@ -48,6 +48,26 @@
 //!
 //! A `status` fault also takes `"rate_limit_reset": "<ISO date>"`; a `body`
 //! fault without `status` answers 200.
+//!
+//! # Behaviour worth knowing
+//!
+//! - Order of checks for an API request: take the next fault, count the
+//!   request in the rate window (faulted requests count too), answer 429 if
+//!   over the limit, then 401 for a wrong key, then route (404 / 405 / 415 /
+//!   400 / 413 / 201).
+//! - The rate window is fixed: it opens at the first request after the
+//!   previous one expired and lasts one second; `X-Rate-Limit-Reset` is its
+//!   end and `Retry-After` the whole seconds left (at least 1). With no limit,
+//!   `X-Rate-Limit-Remaining` reports 2147483647.
+//! - Urls in answers (`url`, `fileElements[].url`, `feedbackUrl`) use the
+//!   request's `Host` header, so they work from an emulator or another host.
+//! - The whole request body is read before answering, even for a rejection
+//!   (streamed and discarded), so clients that write before they read still
+//!   see the answer; a client that sent `Expect: 100-continue` is answered at
+//!   once instead and the connection closed.
+//! - Feedback lookup matches the feedback key or any top-level string field;
+//!   as the reference's own example sends `find=BUG-0001?page=1`, a value
+//!   with `?` that matches nothing is retried with the part before the `?`.
 
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
@@ -3025,6 +3045,58 @@ mod tests {
             create(&sb, &mut c, &json!({"summary": "still here"})).status,
             201
         );
+    }
+
+    #[test]
+    fn big_rejected_upload_is_read_then_answered() {
+        let sb = Sandbox::start(SandboxConfig {
+            max_upload_bytes: 1000,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let mut c = Client::connect(&sb);
+        create(&sb, &mut c, &json!({"summary": "x"}));
+        // The client writes all 3 MiB before reading; it still gets the 413
+        // and the connection stays usable.
+        let r = upload(&sb, &mut c, "BUG-0001", "Log", &vec![1u8; 3 << 20]);
+        assert_eq!(r.status, 413);
+        let r = upload(&sb, &mut c, "BUG-0404", "Log", &vec![1u8; 3 << 20]);
+        assert_eq!(r.status, 404);
+        assert_eq!(upload(&sb, &mut c, "BUG-0001", "Log", b"small").status, 201);
+    }
+
+    #[test]
+    fn concurrent_clients_get_unique_sequential_keys() {
+        let sb = start();
+        sb.set_rate_limit(None);
+        let keys: Vec<String> = thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = Client::connect(&sb);
+                        (0..10)
+                            .map(|_| {
+                                let r = create(&sb, &mut c, &json!({"summary": "many"}));
+                                assert_eq!(r.status, 201);
+                                r.json()["key"].as_str().unwrap().to_string()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
+        });
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 80);
+        assert_eq!(sorted.first().unwrap(), "BUG-0001");
+        assert_eq!(sorted.last().unwrap(), "BUG-0080");
+        let recorded: Vec<String> = sb.feedback().into_iter().map(|f| f.key).collect();
+        assert_eq!(recorded, sorted);
     }
 
     #[test]
