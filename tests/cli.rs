@@ -115,7 +115,13 @@ fn bad_input_and_configuration_exit_2_and_change_nothing() {
     let cases: &[&[&str]] = &[
         &["submit"],
         &["submit", "--summary", ""],
-        &["submit", "--summary", "x", "--attach", "Screenshot=/nonexistent.png"],
+        &[
+            "submit",
+            "--summary",
+            "x",
+            "--attach",
+            "Screenshot=/nonexistent.png",
+        ],
         &["submit", "--summary", "x", "--attach", "no-equals-sign"],
         &["submit", "--summary", "x", "--field", "novalue"],
         &["crash", "--log", "/nonexistent.log"],
@@ -143,8 +149,21 @@ fn bad_input_and_configuration_exit_2_and_change_nothing() {
     assert!(stderr(&o).contains("--outbox"));
     // http:// to a remote host is refused, naming the reason.
     let o = Command::new(env!("CARGO_BIN_EXE_fieldreport"))
-        .args(["--outbox", outbox.to_str().unwrap(), "--base-url", "http://example.com/api/v1"])
-        .args(["--project", "P", "--feedback-type", "T", "--api-key", "k", "status"])
+        .args([
+            "--outbox",
+            outbox.to_str().unwrap(),
+            "--base-url",
+            "http://example.com/api/v1",
+        ])
+        .args([
+            "--project",
+            "P",
+            "--feedback-type",
+            "T",
+            "--api-key",
+            "k",
+            "status",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
@@ -189,7 +208,10 @@ fn demo_delivers_and_prints_keys() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("delivered: BUG-0001 http://127.0.0.1:"), "{out}");
+    assert!(
+        out.contains("delivered: BUG-0001 http://127.0.0.1:"),
+        "{out}"
+    );
     assert!(out.contains("BUG-0002"));
     assert!(out.contains("screenshot.png"));
     assert!(out.contains("crash.log.gz"));
