@@ -959,9 +959,10 @@ impl Inner {
         is_lookup: bool,
     ) -> Result<Option<String>> {
         let id = row.id;
-        // With an answer, the server did not act: the create is not in
-        // doubt any more. Without one (transport), it stays in doubt.
-        if matches!(exchange, Exchange::Answer(_)) && !is_lookup {
+        // With an answer, or when the request never left, the server did
+        // not act: the create is not in doubt any more. A request cut off
+        // after it went out stays in doubt.
+        if matches!(exchange, Exchange::Answer(_) | Exchange::NotSent(_)) && !is_lookup {
             self.db(|o| o.set_create_sent_cleared(id))?;
         }
         match delivery::judge(exchange, SystemTime::now()) {

@@ -22,8 +22,12 @@ pub(crate) struct Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Exchange {
     Answer(Answer),
-    /// Connection refused, reset, timed out, DNS: no (complete) answer.
+    /// Reset, timed out, cut off after the request went out: no
+    /// (complete) answer, and the server may have acted.
     Transport(String),
+    /// The request never left: name resolution, connect or TLS handshake
+    /// failed. The server cannot have acted.
+    NotSent(String),
 }
 
 /// What the answer means for the report and for the rest of the batch.
@@ -54,7 +58,7 @@ struct ErrorBody {
 /// Turns an exchange into a verdict.
 pub(crate) fn judge(exchange: &Exchange, now: SystemTime) -> Verdict {
     let answer = match exchange {
-        Exchange::Transport(message) => {
+        Exchange::Transport(message) | Exchange::NotSent(message) => {
             return Verdict::Retry {
                 error: DeliveryError {
                     status: None,
@@ -475,6 +479,10 @@ mod tests {
         }
         let v = judge(&Exchange::Transport("connection reset".into()), now());
         assert!(matches!(v, Verdict::Retry { error, not_before: None } if error.status.is_none()));
+        let v = judge(&Exchange::NotSent("connection refused".into()), now());
+        assert!(
+            matches!(v, Verdict::Retry { error, not_before: None } if error.message == "connection refused")
+        );
     }
 
     #[test]

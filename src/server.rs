@@ -195,6 +195,7 @@ impl Server {
                     body,
                 })
             }
+            Err(e) if never_sent(&e) => Exchange::NotSent(self.redact(&e.to_string())),
             Err(e) => Exchange::Transport(self.redact(&e.to_string())),
         }
     }
@@ -202,6 +203,24 @@ impl Server {
     /// Removes the API key from any text that may leave the library.
     pub(crate) fn redact(&self, text: &str) -> String {
         redact(text, &self.api_key)
+    }
+}
+
+/// True for failures before the request could reach the server.
+fn never_sent(e: &ureq::Error) -> bool {
+    use ureq::Timeout;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Tls(_) => true,
+        ureq::Error::Rustls(_) => true,
+        ureq::Error::Timeout(t) => matches!(t, Timeout::Resolve | Timeout::Connect),
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::HostUnreachable
+                | std::io::ErrorKind::NetworkUnreachable
+                | std::io::ErrorKind::AddrNotAvailable
+        ),
+        _ => false,
     }
 }
 

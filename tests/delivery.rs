@@ -657,3 +657,21 @@ fn retries_give_up_after_max_attempts_and_keep_the_report() {
         .message
         .contains("gave up after 3 attempts"));
 }
+
+#[test]
+fn a_refused_connection_is_not_a_possible_duplicate() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    // Nothing listens on the discard port here.
+    cfg.server.base_url = Some("http://127.0.0.1:9/api/v1".into());
+    let client = Client::open(cfg).unwrap();
+    let id = client.submit(feedback("offline")).unwrap();
+    for _ in 0..2 {
+        let r = client.flush(Duration::from_secs(5)).unwrap();
+        assert!(r.stopped.unwrap().starts_with("network failure"));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(client.report(id).unwrap().attempts, 2);
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+}
