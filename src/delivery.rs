@@ -104,8 +104,18 @@ pub(crate) fn error_of(answer: &Answer) -> DeliveryError {
         Some(ErrorBody {
             description: None,
             invalid_parameters,
-        }) => (reason_phrase(answer.status).to_string(), invalid_parameters),
-        None => (reason_phrase(answer.status).to_string(), Vec::new()),
+        }) => (
+            reason_phrase(answer.status)
+                .unwrap_or("Unexpected status")
+                .to_string(),
+            invalid_parameters,
+        ),
+        None => (
+            reason_phrase(answer.status)
+                .unwrap_or("Unexpected status")
+                .to_string(),
+            Vec::new(),
+        ),
     };
     DeliveryError {
         status: Some(answer.status),
@@ -114,24 +124,38 @@ pub(crate) fn error_of(answer: &Answer) -> DeliveryError {
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
+/// The standard reason phrase of a status, where it has one.
+pub(crate) fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
-        _ => "Unexpected status",
-    }
+        505 => "HTTP Version Not Supported",
+        _ => return None,
+    })
 }
 
 /// When a 429 lets us go again: `X-Rate-Limit-Reset` first, then

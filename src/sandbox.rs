@@ -298,6 +298,15 @@ impl Fault {
         }
     }
 
+    /// A 429 answer whose `X-Rate-Limit-Reset` is `reset`.
+    pub fn rate_limited_until(reset: SystemTime) -> Fault {
+        Fault::Status {
+            status: 429,
+            retry_after: None,
+            rate_limit_reset: Some(iso8601(reset)),
+        }
+    }
+
     /// The short name used in [`RequestRecord::fault`].
     fn label(&self) -> String {
         match self {
@@ -1574,36 +1583,7 @@ fn write_response(
 }
 
 fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        413 => "Payload Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "Unknown",
-    }
+    crate::delivery::reason_phrase(status).unwrap_or("Unknown")
 }
 
 /// The `description` of a standard error body for this status.
@@ -2496,33 +2476,9 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC, as the library parses it.
 fn iso8601(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (year, month, day) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
+    crate::delivery::format_iso8601(t)
 }
 
 #[cfg(test)]

@@ -220,11 +220,7 @@ fn rate_limited_waits_for_the_reset() {
     let client = open(dir.path(), &sb);
     let id = client.submit(feedback("a")).unwrap();
     let reset = SystemTime::now() + Duration::from_millis(1500);
-    sb.inject(Fault::Status {
-        status: 429,
-        retry_after: None,
-        rate_limit_reset: Some(iso(reset)),
-    });
+    sb.inject(Fault::rate_limited_until(reset));
     let r = client.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(r.stopped.as_deref(), Some("rate limited by the server"));
     let s = client.report(id).unwrap();
@@ -241,33 +237,6 @@ fn rate_limited_waits_for_the_reset() {
     let r = client.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(sb.feedback().len(), 1);
-}
-
-fn iso(t: SystemTime) -> String {
-    // Seconds-precision ISO 8601 as Centercode documents; round up.
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let ms = secs % 1000;
-    let s = (secs / 1000) as i64;
-    let days = s.div_euclid(86_400);
-    let sod = s.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
 }
 
 #[test]
