@@ -82,12 +82,7 @@ impl ServerConfig {
         ServerConfig {
             base_url: None,
             company: Some(company.into()),
-            project_key: project_key.into(),
-            feedback_type_key: feedback_type_key.into(),
-            api_key: ApiKey::new(api_key),
-            allow_insecure_http: false,
-            client_id_field: None,
-            lookup_key: None,
+            ..ServerConfig::with_base_url("", project_key, feedback_type_key, api_key)
         }
     }
 

@@ -10,13 +10,17 @@ use fieldreport::sandbox::{Fault, Sandbox};
 use serde_json::Value;
 
 fn cli(dir: &Path, sb: &Sandbox, args: &[&str]) -> Output {
+    cli_to(dir, &sb.base_url(), sb.api_key(), args)
+}
+
+fn cli_to(dir: &Path, base_url: &str, api_key: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fieldreport"))
         .args(args)
         .env("FIELDREPORT_OUTBOX", dir)
-        .env("FIELDREPORT_BASE_URL", sb.base_url())
+        .env("FIELDREPORT_BASE_URL", base_url)
         .env("FIELDREPORT_PROJECT", "WidgetPro")
         .env("FIELDREPORT_FEEDBACK_TYPE", "Mobile")
-        .env("FIELDREPORT_API_KEY", sb.api_key())
+        .env("FIELDREPORT_API_KEY", api_key)
         .output()
         .expect("run the cli")
 }
@@ -172,32 +176,15 @@ fn bad_input_and_configuration_exit_2_and_change_nothing() {
 
 #[test]
 fn the_api_key_is_not_printed_on_failure() {
-    let sb = sandbox();
     let dir = tempdir();
-    let o = Command::new(env!("CARGO_BIN_EXE_fieldreport"))
-        .args(["submit", "--summary", "x"])
-        .env("FIELDREPORT_OUTBOX", dir.path())
-        .env("FIELDREPORT_BASE_URL", "http://127.0.0.1:9/api/v1")
-        .env("FIELDREPORT_PROJECT", "WidgetPro")
-        .env("FIELDREPORT_FEEDBACK_TYPE", "Mobile")
-        .env("FIELDREPORT_API_KEY", "TOPSECRET-991")
-        .output()
-        .unwrap();
+    let (url, key) = ("http://127.0.0.1:9/api/v1", "TOPSECRET-991");
+    let o = cli_to(dir.path(), url, key, &["submit", "--summary", "x"]);
     assert_eq!(o.status.code(), Some(0));
-    let o = Command::new(env!("CARGO_BIN_EXE_fieldreport"))
-        .args(["flush", "--json"])
-        .env("FIELDREPORT_OUTBOX", dir.path())
-        .env("FIELDREPORT_BASE_URL", "http://127.0.0.1:9/api/v1")
-        .env("FIELDREPORT_PROJECT", "WidgetPro")
-        .env("FIELDREPORT_FEEDBACK_TYPE", "Mobile")
-        .env("FIELDREPORT_API_KEY", "TOPSECRET-991")
-        .output()
-        .unwrap();
+    let o = cli_to(dir.path(), url, key, &["flush", "--json"]);
     assert_eq!(o.status.code(), Some(3));
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("network failure"), "{all}");
-    assert!(!all.contains("TOPSECRET-991"));
-    drop(sb);
+    assert!(!all.contains(key));
 }
 
 #[test]
