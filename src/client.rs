@@ -680,7 +680,7 @@ impl Inner {
         if wait_for(deadline, || lock.try_lock().ok()).is_none() {
             return self.finish(
                 result,
-                Some("another process is flushing this outbox".into()),
+                Some("another client or process is flushing this outbox".into()),
             );
         }
         if !self.consent()? {

@@ -595,7 +595,9 @@ impl Outbox {
         created: &Created,
         routes: &[(i64, Result<String, String>)],
     ) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
                     file_elements = ?5, last_error = NULL WHERE id = ?1",
@@ -646,7 +648,9 @@ impl Outbox {
 
     /// Marks a report delivered and returns its attachment copies, to delete.
     pub(crate) fn mark_delivered(&mut self, id: ReportId) -> Result<Vec<PathBuf>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
         tx.execute(
             "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
@@ -725,7 +729,9 @@ impl Outbox {
 
     /// Deletes one report (or all, with `None`); returns files to delete.
     pub(crate) fn purge(&mut self, id: Option<ReportId>) -> Result<Vec<PathBuf>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let doomed = match id {
             Some(id) => {
                 let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
