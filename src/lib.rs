@@ -59,6 +59,9 @@ pub mod config;
 mod context;
 mod delivery;
 mod error;
+/// The C ABI (`fieldreport_*` functions); the header is `bindings/c/fieldreport.h`.
+pub mod ffi;
+mod foreign;
 mod outbox;
 pub mod report;
 pub mod sandbox;
@@ -74,6 +77,10 @@ pub use report::{
     DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt, ReportFilter,
     ReportId, ReportKind, ReportState, ReportStatus, Stats,
 };
+
+// The uniffi scaffolding is included in `foreign` (its record names would
+// clash with the core types above); its `UniFfiTag` must be at the root.
+use foreign::UniFfiTag;
 
 /// The library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,138 @@
+#!/bin/sh
+# Builds and runs the C ABI tests:
+#   - builds the library (debug: target/debug/libfieldreport.{a,so}) and the
+#     CLI (for `fieldreport sandbox`);
+#   - starts a sandbox on a free port;
+#   - compiles tests/c/test_ffi.c and examples/c/example.c as C11
+#     (-pedantic) and as C++17, each linked statically and dynamically;
+#   - runs every binary, then the C and C++ tests and the example under
+#     valgrind (no definite leaks, no invalid reads or writes).
+# Each build, run and valgrind run is one step; the last line is
+# "N passed, N failed". Exits non-zero when any step failed.
+#
+# Needs: cargo, gcc, g++, valgrind. Set SKIP_VALGRIND=1 to skip valgrind.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 2
+
+OUT="$ROOT/target/c-tests"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/fieldreport-c-tests.XXXXXX")
+SANDBOX_PID=""
+passed=0
+failed=0
+
+cleanup() {
+    if [ -n "$SANDBOX_PID" ]; then
+        kill "$SANDBOX_PID" 2>/dev/null
+        wait "$SANDBOX_PID" 2>/dev/null
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$OUT"
+
+# step NAME COMMAND...: runs COMMAND with its output in a log; prints the
+# log only when it fails.
+step() {
+    name=$1
+    shift
+    log="$OUT/$(echo "$name" | tr ' /' '__').log"
+    if "$@" >"$log" 2>&1; then
+        passed=$((passed + 1))
+        summary=$(grep -E '^test_ffi: [0-9]+ passed' "$log" | tail -n 1)
+        echo "ok    $name${summary:+  ($summary)}"
+    else
+        failed=$((failed + 1))
+        echo "FAIL  $name"
+        sed 's/^/      | /' "$log" | tail -n 60
+    fi
+}
+
+# --- Build the library and the sandbox ----------------------------------------
+# The CLI build comes first: the plain build after it leaves the library in
+# target/debug built without the `cli` feature, as apps get it.
+step "cargo build --features cli (sandbox)" cargo build --features cli --bin fieldreport
+step "cargo build --lib (libfieldreport.a, .so)" cargo build --lib
+
+LIBDIR="$ROOT/target/debug"
+if [ ! -f "$LIBDIR/libfieldreport.a" ] || [ ! -f "$LIBDIR/libfieldreport.so" ] \
+    || [ ! -x "$LIBDIR/fieldreport" ]; then
+    echo "the build did not produce the libraries and the CLI; stopping"
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+fi
+
+# --- Start a sandbox on a free port (port 0: it picks one and prints it) ------
+"$LIBDIR/fieldreport" sandbox --port 0 >"$WORK/sandbox.out" 2>&1 &
+SANDBOX_PID=$!
+URL=""
+i=0
+while [ $i -lt 100 ]; do
+    URL=$(sed -n 's/^Centercode sandbox listening at \(http[^ ]*\).*/\1/p' "$WORK/sandbox.out")
+    [ -n "$URL" ] && break
+    kill -0 "$SANDBOX_PID" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$URL" ]; then
+    echo "the sandbox did not start:"
+    cat "$WORK/sandbox.out"
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+fi
+echo "sandbox at $URL"
+
+# --- Compile -----------------------------------------------------------------
+CFLAGS="-std=c11 -Wall -Wextra -Werror -pedantic -g -I bindings/c"
+CXXFLAGS="-std=c++17 -Wall -Wextra -Werror -g -I bindings/c"
+STATIC="$LIBDIR/libfieldreport.a -lpthread -ldl -lm"
+SHARED="-L$LIBDIR -lfieldreport -Wl,-rpath,$LIBDIR -lpthread"
+
+for prog in tests/c/test_ffi.c examples/c/example.c; do
+    base=$(basename "$prog" .c)
+    # shellcheck disable=SC2086 # the flag lists are meant to split
+    step "gcc C11 static: $base" gcc $CFLAGS "$prog" $STATIC -o "$OUT/${base}_c_static"
+    step "gcc C11 shared: $base" gcc $CFLAGS "$prog" $SHARED -o "$OUT/${base}_c_shared"
+    # `-x none` stops g++ reading the library as C++ source.
+    step "g++ C++17 static: $base" g++ $CXXFLAGS -x c++ "$prog" -x none $STATIC -o "$OUT/${base}_cpp_static"
+    step "g++ C++17 shared: $base" g++ $CXXFLAGS -x c++ "$prog" -x none $SHARED -o "$OUT/${base}_cpp_shared"
+done
+
+# --- Run ---------------------------------------------------------------------
+# run_test NAME BINARY [WRAPPER...]: each run gets a fresh directory.
+run_test() {
+    name=$1
+    bin=$2
+    shift 2
+    dir=$(mktemp -d "$WORK/run.XXXXXX")
+    step "$name" env FIELDREPORT_SANDBOX_URL="$URL" FIELDREPORT_TEST_DIR="$dir" "$@" "$bin"
+}
+
+run_example() {
+    name=$1
+    bin=$2
+    shift 2
+    dir=$(mktemp -d "$WORK/example.XXXXXX")
+    step "$name" sh -c 'cd "$1" && shift && exec "$@"' sh "$dir" "$@" "$bin" "$URL" "$dir/outbox"
+}
+
+for variant in c_static c_shared cpp_static cpp_shared; do
+    [ -x "$OUT/test_ffi_$variant" ] && run_test "run test_ffi ($variant)" "$OUT/test_ffi_$variant"
+    [ -x "$OUT/example_$variant" ] && run_example "run example ($variant)" "$OUT/example_$variant"
+done
+
+if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
+    VALGRIND="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=30"
+    # shellcheck disable=SC2086
+    for variant in c_static c_shared cpp_static; do
+        [ -x "$OUT/test_ffi_$variant" ] && run_test "valgrind test_ffi ($variant)" "$OUT/test_ffi_$variant" $VALGRIND
+    done
+    # shellcheck disable=SC2086
+    [ -x "$OUT/example_c_shared" ] && run_example "valgrind example (c_shared)" "$OUT/example_c_shared" $VALGRIND
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
