@@ -24,6 +24,9 @@ use crate::report::{
 use crate::sender::Sender;
 use crate::server::Server;
 
+/// The longest a server's own word (`Retry-After`) may hold delivery back.
+const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// A feedback client bound to one outbox directory. `Send + Sync`: share it
 /// (in an `Arc`) and call it from any thread. Every call blocks; none but
 /// `flush` touches the network.
@@ -731,12 +734,20 @@ impl Inner {
                 stop = Some("the client is closing".into());
                 break;
             }
+            if !self.is_online() {
+                stop = Some("offline (as the app reported)".into());
+                break;
+            }
             let outcome = self.deliver(id, &mut window, deadline)?;
             result.receipts.push(outcome.receipt);
             if outcome.stop.is_some() {
                 stop = outcome.stop;
                 break;
             }
+        }
+        if self.config.policy.max_requests_per_sec > 0 && !result.receipts.is_empty() {
+            // With the send times as they were, for the next flush.
+            self.db(|o| o.save_rate_window(&window))?;
         }
         self.finish(result, stop)
     }
@@ -762,6 +773,13 @@ impl Inner {
         if per_sec > 0 {
             window.record(per_sec, now_ms() as u64);
             self.db(|o| o.save_rate_window(window))?;
+            // The save waits for the disk (an fsync, slow on some devices)
+            // and the request leaves only after it: stamp it when it does,
+            // or the server sees the requests closer than we spaced them.
+            // (The flush saves the window again when it ends.)
+            if let Some(last) = window.sent_ms.back_mut() {
+                *last = (now_ms() as u64).max(*last);
+            }
         }
         Ok(())
     }
@@ -1064,6 +1082,10 @@ impl Inner {
         let backoff = delivery::backoff(policy, attempts + 1, delivery::random_unit());
         let mut next = SystemTime::now() + backoff;
         if let Some(nb) = not_before {
+            // A `Retry-After` date far ahead (a broken clock or header) would
+            // hold every report back until then: cap it as the delta-seconds
+            // form is capped.
+            let nb = nb.min(SystemTime::now() + MAX_SERVER_WAIT);
             next = next.max(nb);
             // The server's word holds for every report, in every process.
             self.db(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;

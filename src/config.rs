@@ -515,3 +515,218 @@ mod tests {
         assert!(cfg.validate().is_err());
     }
 }
+
+/// Property tests of configuration checks on arbitrary text: validation
+/// never panics, plain http never goes anywhere but loopback without the
+/// opt-in (judged by the HTTP stack's own URL parser), and accepted keys
+/// are safe path segments. 512 cases each, 20 000 with `FIELDREPORT_FULL=1`.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        let full = std::env::var("FIELDREPORT_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
+        if full {
+            20_000
+        } else {
+            512
+        }
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zA-Z0-9._-]{0,12}",
+            "[ -~]{0,12}",
+            Just(".".to_string()),
+            Just("..".to_string()),
+            "\\PC{0,10}",
+        ]
+    }
+
+    /// URLs put together from pieces that have fooled URL checks before.
+    fn url_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just("http://"),
+            Just("https://"),
+            Just("HTTP://"),
+            Just("ftp://"),
+            Just(""),
+            Just("http:/"),
+            Just("http:///"),
+            Just("http:\\\\"),
+        ];
+        let userinfo = prop_oneof![
+            Just(""),
+            Just("user@"),
+            Just("127.0.0.1@"),
+            Just("localhost@"),
+            Just("evil.example@"),
+            Just("a:b@"),
+            Just("evil.example%2f@"),
+            Just("evil.example\\@"),
+            Just("@"),
+        ];
+        let host = prop_oneof![
+            Just("localhost".to_string()),
+            Just("LocalHost".to_string()),
+            Just("127.0.0.1".to_string()),
+            Just("127.9.9.9".to_string()),
+            Just("[::1]".to_string()),
+            Just("::1".to_string()),
+            Just("[::ffff:127.0.0.1]".to_string()),
+            Just("localhost.evil.example".to_string()),
+            Just("127.0.0.1.nip.io".to_string()),
+            Just("evil.example".to_string()),
+            Just("10.0.0.1".to_string()),
+            Just("0x7f.1".to_string()),
+            Just("2130706433".to_string()),
+            Just("[::1]evil.example".to_string()),
+            Just(String::new()),
+            "[a-z0-9.-]{1,15}",
+            any::<String>(),
+        ];
+        let port = prop_oneof![
+            Just(String::new()),
+            Just(":8080".to_string()),
+            Just(":".to_string()),
+            ":[0-9]{1,6}",
+        ];
+        let path = prop_oneof![
+            Just(String::new()),
+            Just("/api/v1".to_string()),
+            Just("/".to_string()),
+            Just("\\@127.0.0.1/".to_string()),
+            Just("/@127.0.0.1".to_string()),
+            Just("#@127.0.0.1".to_string()),
+            Just("?@127.0.0.1".to_string()),
+            Just("%2f@127.0.0.1".to_string()),
+            "/[ -~]{0,10}",
+            any::<String>(),
+        ];
+        prop_oneof![
+            4 => (scheme, userinfo, host, port, path)
+                .prop_map(|(a, b, c, d, e)| format!("{a}{b}{c}{d}{e}")),
+            1 => any::<String>(),
+        ]
+    }
+
+    /// The host the HTTP stack would connect to for `url`, if it accepts it.
+    fn host_as_sent(url: &str) -> Option<String> {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        let host = uri.host()?;
+        Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: cases(),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn validation_never_panics(
+            outbox in any::<String>(),
+            base_url in prop::option::of(url_like()),
+            company in prop::option::of(piece()),
+            project in piece(),
+            feedback_type in piece(),
+            api_key in piece(),
+            crash_key in piece(),
+            client_id in prop::option::of(piece()),
+            lookup in prop::option::of(piece()),
+            insecure in any::<bool>(),
+            context in prop::collection::vec((piece(), piece()), 0..3),
+        ) {
+            let mut server = ServerConfig::with_base_url("", project, feedback_type, api_key);
+            server.base_url = base_url;
+            server.company = company;
+            server.allow_insecure_http = insecure;
+            server.client_id_field = client_id;
+            server.lookup_key = lookup;
+            let mut cfg = Config::new(outbox, server);
+            cfg.crash_element_key = crash_key;
+            cfg.context_fields = context.into_iter().collect();
+            if let Ok(base) = cfg.validate() {
+                prop_assert!(!base.ends_with('/'));
+                prop_assert!(base.starts_with("https://") || base.starts_with("http://"));
+                for key in [&cfg.server.project_key, &cfg.server.feedback_type_key, &cfg.crash_element_key] {
+                    prop_assert!(check_path_segment("key", key).is_ok());
+                }
+                let k = cfg.server.api_key.expose();
+                prop_assert!(!k.is_empty() && !k.chars().any(|c| c.is_control() || c.is_whitespace()));
+                prop_assert!(!cfg.outbox_dir.as_os_str().is_empty());
+            }
+        }
+
+        #[test]
+        fn plain_http_goes_only_to_loopback_unless_allowed(url in url_like()) {
+            let server = ServerConfig::with_base_url(url.clone(), "WidgetPro", "Mobile", "k");
+            let strict = server.resolved_base_url();
+            if let Ok(base) = &strict {
+                prop_assert!(!base.contains(['?', '#']) && !base.chars().any(char::is_whitespace));
+                if base.starts_with("http://") {
+                    // Where the request would really go: the parser of the
+                    // HTTP stack decides, not ours.
+                    if let Some(host) = host_as_sent(&format!("{base}/projects/P/feedback/T?apiKey=k")) {
+                        prop_assert!(is_loopback(&host), "{} goes to {} in clear text", base, host);
+                    }
+                }
+            }
+            // Opting in never refuses what was accepted without it.
+            let mut insecure = server;
+            insecure.allow_insecure_http = true;
+            if strict.is_ok() {
+                prop_assert!(insecure.resolved_base_url().is_ok());
+            }
+        }
+
+        #[test]
+        fn accepted_path_segments_are_plain(value in piece()) {
+            if check_path_segment("key", &value).is_ok() {
+                prop_assert!(!value.is_empty() && value != "." && value != "..");
+                prop_assert!(value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')));
+            }
+        }
+
+        #[test]
+        fn company_names_make_the_documented_url(company in piece()) {
+            let s = ServerConfig::centercode(company.clone(), "P", "T", "k");
+            if let Ok(url) = s.resolved_base_url() {
+                prop_assert_eq!(url, format!("https://{company}.centercode.com/api/v1"));
+                prop_assert!(!company.is_empty() && company.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            }
+        }
+
+        #[test]
+        fn policy_validation_never_panics(
+            counts in (any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>(), any::<u32>()),
+            millis in (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+            per_sec in any::<u32>(),
+            upload_rate in any::<u64>(),
+        ) {
+            let mut p = Policy::default();
+            (p.max_reports, p.max_bytes, p.max_attachment_bytes, p.max_attempts, p.max_summary_chars) = counts;
+            p.retry_base = Duration::from_millis(millis.0);
+            p.retry_max = Duration::from_millis(millis.1);
+            p.connect_timeout = Duration::from_millis(millis.2);
+            p.request_timeout = Duration::from_millis(millis.3);
+            p.sender_interval = Duration::from_millis(millis.4);
+            p.sender_flush_budget = Duration::from_millis(millis.5);
+            p.max_requests_per_sec = per_sec;
+            p.min_upload_bytes_per_sec = upload_rate;
+            if p.validate().is_ok() {
+                prop_assert!(p.max_reports > 0 && p.max_bytes > 0 && p.max_attempts > 0);
+                prop_assert!(p.max_attachment_bytes > 0 && p.max_attachment_bytes <= CENTERCODE_MAX_UPLOAD);
+                prop_assert!(!p.retry_base.is_zero() && p.retry_base <= p.retry_max);
+                prop_assert!(p.min_upload_bytes_per_sec > 0);
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@
 #![cfg(unix)]
 
 mod common;
+mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -595,7 +596,8 @@ fn parse_id_line(line: &str) -> Option<(ReportId, u64)> {
 
 #[test]
 fn sigkill_during_submit_loses_nothing_printed() {
-    const ROUNDS: u64 = 5;
+    // More kills in the full run (FIELDREPORT_FULL=1).
+    let rounds: u64 = support::scale(5, 40);
     let shape = SUBMIT_SHAPE;
     let mut rng = Rng::seeded("sigkill_during_submit_loses_nothing_printed");
     let tmp = common::tempdir();
@@ -603,7 +605,7 @@ fn sigkill_during_submit_loses_nothing_printed() {
     // Report id -> counter, for every id a child printed.
     let mut printed: BTreeMap<ReportId, u64> = BTreeMap::new();
 
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         let mut child = ChildProc::spawn(
             "child_role_submitter",
             &[
@@ -684,7 +686,7 @@ fn sigkill_during_submit_loses_nothing_printed() {
         .copied()
         .collect();
     assert!(
-        unprinted.len() as u64 <= ROUNDS,
+        unprinted.len() as u64 <= rounds,
         "more committed-but-unprinted reports than kills: {unprinted:?}"
     );
     let mut want_files = Vec::new();
@@ -721,6 +723,22 @@ fn sigkill_during_submit_loses_nothing_printed() {
     let delivered = assert_delivered_exactly_once(&client, &sb, &shape, &mut expected);
     assert_eq!(delivered, reports.len());
     assert_eq!(client.stats().expect("stats").ambiguous_resends, 0);
+    support::figures(
+        "kill_submit",
+        &[
+            ("kills", rounds.to_string()),
+            ("acknowledged", printed.len().to_string()),
+            ("accepted", reports.len().to_string()),
+            ("committed_unacknowledged", unprinted.len().to_string()),
+            ("delivered", delivered.to_string()),
+            ("lost", "0".into()),
+            ("duplicates", (sb.feedback().len() - delivered).to_string()),
+            (
+                "orphans_swept",
+                left_on_disk.saturating_sub(want_files.len()).to_string(),
+            ),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -729,20 +747,21 @@ fn sigkill_during_submit_loses_nothing_printed() {
 
 #[test]
 fn sigkill_during_flush_never_creates_twice() {
-    const REPORTS: u64 = 12;
-    const ROUNDS: usize = 4;
+    // More reports and kills in the full run (FIELDREPORT_FULL=1).
+    let n_reports: u64 = support::scale(12, 40);
+    let rounds: usize = support::scale(4, 30);
     let shape = FLUSH_SHAPE;
     let mut rng = Rng::seeded("sigkill_during_flush_never_creates_twice");
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
     let sb = common::sandbox_unlimited();
     let client = Client::open(fast_config(&dir, &sb)).expect("open");
-    for n in 0..REPORTS {
+    for n in 0..n_reports {
         client.submit(shape.feedback(n)).expect("submit");
     }
 
     let mut killed_mid_flush = 0;
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         // Every request of this round is slow, so the kill lands mid-delivery.
         sb.clear_faults();
         for _ in 0..rng.range(8, 12) {
@@ -777,7 +796,7 @@ fn sigkill_during_flush_never_creates_twice() {
             sb.feedback().len(),
             sb.uploads().len()
         );
-        if states.get("Delivered") == Some(&(REPORTS as usize)) {
+        if states.get("Delivered") == Some(&(n_reports as usize)) {
             break;
         }
     }
@@ -796,7 +815,7 @@ fn sigkill_during_flush_never_creates_twice() {
 
     let mut expected = Expected::default();
     let reports = reports_by_counter(&client, &shape);
-    assert_eq!(reports.len() as u64, REPORTS);
+    assert_eq!(reports.len() as u64, n_reports);
     let created = created_per_summary(&sb);
     let uploads = uploads_per_key(&sb);
     let stats = client.stats().expect("stats");
@@ -862,7 +881,7 @@ fn sigkill_during_flush_never_creates_twice() {
         "unexpected feedback: {created:?}"
     );
     println!(
-        "{killed_mid_flush} flushes killed mid-delivery; {} feedback created for {REPORTS} reports: \
+        "{killed_mid_flush} flushes killed mid-delivery; {} feedback created for {n_reports} reports: \
          {duplicates} duplicates, {} ambiguous resends counted; {duplicate_uploads} attachments uploaded twice",
         sb.feedback().len(),
         stats.ambiguous_resends
@@ -871,6 +890,18 @@ fn sigkill_during_flush_never_creates_twice() {
         duplicates as u64 <= stats.ambiguous_resends,
         "{duplicates} duplicate feedback but only {} ambiguous resends counted: {created:?}",
         stats.ambiguous_resends
+    );
+    support::figures(
+        "kill_flush",
+        &[
+            ("kills", killed_mid_flush.to_string()),
+            ("accepted", n_reports.to_string()),
+            ("delivered", reports.len().to_string()),
+            ("lost", "0".into()),
+            ("duplicates", duplicates.to_string()),
+            ("ambiguous_resends", stats.ambiguous_resends.to_string()),
+            ("duplicate_uploads", duplicate_uploads.to_string()),
+        ],
     );
 }
 
@@ -963,6 +994,18 @@ fn two_clients_flushing_one_outbox_post_each_report_once() {
         );
         assert_eq!(stats.ambiguous_resends, 0, "client {c}");
     }
+    support::figures(
+        "concurrency_two_clients",
+        &[
+            ("accepted", REPORTS.to_string()),
+            ("delivered", delivered.to_string()),
+            ("lost", "0".into()),
+            (
+                "duplicates",
+                (sb.feedback().len() as u64 - REPORTS).to_string(),
+            ),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------
