@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
-# Every test of the project: Rust (unit, integration, CLI), then each
-# binding in its own language. Exits non-zero on the first failing suite.
+# Every test of the project: Rust (unit, integration, CLI, the short
+# reliability suites), the C header and the generated bindings checked for
+# drift, then each binding in its own language: C (gcc and g++, static and
+# shared, valgrind), Python (pytest) and Kotlin (JUnit on the JVM).
+# Exits non-zero when any suite fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== Rust: unit, integration and CLI tests"
+echo "== Rust: unit, integration, CLI and reliability tests"
 cargo test --features cli
+
+echo "== Generated bindings match uniffi.udl"
+cargo test --features uniffi-cli --test bindings_drift
+
+echo "== C ABI: C11 and C++17, static and shared, under valgrind"
+bash tests/c/run.sh
+
+echo "== Python bindings (pytest)"
+bash bindings/python/build.sh
+bindings/python/build/venv/bin/python -m pytest -q bindings/python/tests
+
+echo "== Kotlin bindings (JUnit 5 on the JVM)"
+bash bindings/kotlin/run-tests.sh
+
+echo "== all suites passed"
