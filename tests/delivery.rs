@@ -647,3 +647,34 @@ fn a_refused_connection_is_not_a_possible_duplicate() {
     assert_eq!(client.report(id).unwrap().attempts, 2);
     assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
 }
+
+#[test]
+fn no_wake_up_of_the_background_sender_is_lost() {
+    // With an hour-long timer, only wake-ups can deliver: a lost one would
+    // leave the last reports waiting for the hour.
+    let sb = sandbox_unlimited();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.sender_interval = Duration::from_secs(3600);
+    cfg.policy.max_requests_per_sec = 0;
+    let client = std::sync::Arc::new(Client::open(cfg).unwrap());
+    client.start_sender().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let client = std::sync::Arc::clone(&client);
+            s.spawn(move || {
+                for i in 0..25u32 {
+                    client.submit(feedback(&format!("wake {t}-{i}"))).unwrap();
+                    if i.is_multiple_of(5) {
+                        std::thread::sleep(Duration::from_millis(3));
+                    }
+                }
+            });
+        }
+    });
+    wait_until("every report delivered by wake-ups alone", || {
+        client.stats().unwrap().pending == 0
+    });
+    assert_eq!(sb.feedback().len(), 100);
+    client.stop_sender();
+}
