@@ -73,7 +73,7 @@ fn committed_bindings_match_a_fresh_generation() {
         .join(cdylib_file_name());
     assert!(
         lib.is_file(),
-        "{} was not built next to {}",
+        "{} was not built next to {}: run `cargo build --features uniffi-cli --lib --bin uniffi-bindgen` first (tests/run_all.sh does)",
         lib.display(),
         bindgen.display()
     );

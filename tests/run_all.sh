@@ -11,6 +11,9 @@ echo "== Rust: unit, integration, CLI and reliability tests"
 cargo test --features cli
 
 echo "== Generated bindings match uniffi.udl"
+# The drift test reads the cdylib beside the bindgen; `cargo test` alone
+# does not link the cdylib.
+cargo build --features uniffi-cli --lib --bin uniffi-bindgen
 cargo test --features uniffi-cli --test bindings_drift
 
 echo "== C ABI: C11 and C++17, static and shared, under valgrind"
