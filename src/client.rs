@@ -58,6 +58,21 @@ pub(crate) struct Inner {
     base_context: Map<String, Value>,
     moved_aside: Option<PathBuf>,
     pub(crate) wake: crate::sender::Wake,
+    /// Threads deleting delivered copies (see `discard_later`).
+    janitors: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+/// The hand-off between consecutive reports of one flush: the commit that
+/// finishes a report also records that the next report's create is about
+/// to leave, so that each report costs one commit instead of two.
+#[derive(Default)]
+struct Chain {
+    /// The report being delivered was marked so by the previous commit.
+    premarked: bool,
+    /// The report after it in this flush, if any.
+    next: Option<ReportId>,
+    /// Set when this report's final commit marked `next`.
+    marked_next: bool,
 }
 
 /// How one report's delivery ended in this flush.
@@ -95,6 +110,7 @@ impl Client {
             closed: AtomicBool::new(false),
             moved_aside,
             wake: crate::sender::Wake::default(),
+            janitors: Mutex::new(Vec::new()),
             config,
         });
         let (evictions, doomed) = inner.db(|o| o.expire(&inner.config.policy))?;
@@ -261,6 +277,7 @@ impl Client {
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.stop_sender();
+        self.inner.join_janitors();
     }
 
     /// Where a corrupt outbox was moved at open, if it was.
@@ -303,6 +320,34 @@ impl Inner {
 
     pub(crate) fn db<T>(&self, f: impl FnOnce(&mut Outbox) -> Result<T>) -> Result<T> {
         f(&mut self.lock_outbox())
+    }
+
+    /// Deletes the copies of a delivered report on a helper thread:
+    /// unlinking a large file can take longer than uploading it (on a
+    /// filesystem with online discard, 60 ms per 100 MiB), and the caller
+    /// of `flush` need not wait for that. `close` waits for these threads;
+    /// copies left by a process that ended first are swept at the next open.
+    fn discard_later(&self, doomed: Vec<PathBuf>) {
+        if doomed.is_empty() {
+            return;
+        }
+        let mut janitors = self.janitors.lock().unwrap_or_else(|p| p.into_inner());
+        janitors.retain(|h| !h.is_finished());
+        let paths = doomed.clone();
+        match thread::Builder::new()
+            .name("fieldreport-janitor".into())
+            .spawn(move || outbox::remove_files(&paths))
+        {
+            Ok(h) => janitors.push(h),
+            Err(_) => outbox::remove_files(&doomed),
+        }
+    }
+
+    fn join_janitors(&self) {
+        let handles = std::mem::take(&mut *self.janitors.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -724,26 +769,42 @@ impl Inner {
         }
         let mut window = self.db(|o| o.rate_window())?;
         let due = self.db(|o| o.due(now))?;
+        let mut due = due.into_iter().peekable();
         let mut stop = None;
-        for id in due {
-            if Instant::now() >= deadline {
-                stop = Some("the time budget is spent".into());
+        // A report whose create was marked as about to leave, and not sent.
+        let mut premarked = None;
+        while let Some(id) = due.next() {
+            let mut chain = Chain {
+                premarked: premarked.take() == Some(id),
+                next: due.peek().copied(),
+                marked_next: false,
+            };
+            stop = if Instant::now() >= deadline {
+                Some("the time budget is spent".into())
+            } else if self.is_closed() {
+                Some("the client is closing".into())
+            } else if !self.is_online() {
+                Some("offline (as the app reported)".into())
+            } else {
+                None
+            };
+            if stop.is_some() {
+                premarked = chain.premarked.then_some(id);
                 break;
             }
-            if self.is_closed() {
-                stop = Some("the client is closing".into());
-                break;
+            let outcome = self.deliver(id, &mut window, deadline, &mut chain)?;
+            if chain.marked_next {
+                premarked = chain.next;
             }
-            if !self.is_online() {
-                stop = Some("offline (as the app reported)".into());
-                break;
-            }
-            let outcome = self.deliver(id, &mut window, deadline)?;
             result.receipts.push(outcome.receipt);
             if outcome.stop.is_some() {
                 stop = outcome.stop;
                 break;
             }
+        }
+        if let Some(id) = premarked {
+            // Not sent after all: not in doubt.
+            self.db(|o| o.set_create_sent_cleared(id))?;
         }
         if self.config.policy.max_requests_per_sec > 0 && !result.receipts.is_empty() {
             // With the send times as they were, for the next flush.
@@ -784,7 +845,13 @@ impl Inner {
         Ok(())
     }
 
-    fn deliver(&self, id: ReportId, window: &mut RateWindow, deadline: Instant) -> Result<Outcome> {
+    fn deliver(
+        &self,
+        id: ReportId,
+        window: &mut RateWindow,
+        deadline: Instant,
+        chain: &mut Chain,
+    ) -> Result<Outcome> {
         let mut row = self.db(|o| o.load(id))?;
         let mut receipt = Receipt {
             id,
@@ -795,20 +862,24 @@ impl Inner {
             rejected_attachments: Vec::new(),
         };
         if row.state == ReportState::Queued {
-            if let Some(stop) = self.create(&mut row, &mut receipt, window)? {
+            if let Some(stop) = self.create(&mut row, &mut receipt, window, chain)? {
                 return Ok(Outcome {
                     receipt,
                     stop: Some(stop),
                 });
             }
-            if receipt.state != ReportState::Created {
+            match receipt.state {
+                // Nothing to upload: the create's commit finished it.
+                ReportState::Delivered => return Ok(self.delivered(receipt)),
+                ReportState::Created => {}
                 // Dead, or waiting for a retry that does not stop the batch.
-                return Ok(Outcome {
-                    receipt,
-                    stop: None,
-                });
+                _ => {
+                    return Ok(Outcome {
+                        receipt,
+                        stop: None,
+                    })
+                }
             }
-            row = self.db(|o| o.load(id))?;
         }
         // Upload what is pending, in order.
         let keys: Vec<&str> = row
@@ -875,17 +946,22 @@ impl Inner {
         if stop.is_some() {
             return Ok(Outcome { receipt, stop });
         }
-        let doomed = self.db(|o| o.mark_delivered(id))?;
-        outbox::remove_files(&doomed);
+        let (doomed, marked) = self.db(|o| o.mark_delivered(id, chain.next))?;
+        chain.marked_next = marked;
+        self.discard_later(doomed);
         receipt.state = ReportState::Delivered;
+        Ok(self.delivered(receipt))
+    }
+
+    fn delivered(&self, mut receipt: Receipt) -> Outcome {
         receipt.error = None;
         self.emit(Event::Delivered {
             receipt: receipt.clone(),
         });
-        Ok(Outcome {
+        Outcome {
             receipt,
             stop: None,
-        })
+        }
     }
 
     fn reject(
@@ -915,9 +991,10 @@ impl Inner {
         row: &mut crate::outbox::DeliveryRow,
         receipt: &mut Receipt,
         window: &mut RateWindow,
+        chain: &mut Chain,
     ) -> Result<Option<String>> {
         let id = row.id;
-        if row.create_sent_at.is_some() {
+        if row.create_sent_at.is_some() && !chain.premarked {
             // An earlier create went out and no answer was stored: the
             // server may have the feedback.
             if let Some(lookup_key) = self.config.server.lookup_key.clone() {
@@ -926,9 +1003,33 @@ impl Inner {
                 match found {
                     Ok(Some(key)) => {
                         let created = self.recovered(&key, row);
-                        return self.store_created(row, &created, receipt).map(|_| None);
+                        return self
+                            .store_created(row, &created, receipt, chain)
+                            .map(|_| None);
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // A create cut off after it left may still be in the
+                        // server's hands (a slow database, a queue): until
+                        // twice the request timeout has passed since it was
+                        // sent, look again later rather than send it twice.
+                        let sent = row.create_sent_at.unwrap_or(0);
+                        let settled =
+                            sent + 2 * self.config.policy.request_timeout.as_millis() as i64;
+                        if now_ms() < settled {
+                            let error = DeliveryError {
+                                status: None,
+                                message: "not found by the record lookup, but the create sent earlier may still be \
+                                          in progress on the server: looking again before sending it a second time"
+                                    .into(),
+                                invalid_parameters: Vec::new(),
+                            };
+                            self.schedule(id, &error, outbox::from_ms(settled), receipt)?;
+                            return Ok(None);
+                        }
+                        // Sent again: a duplicate if the server still
+                        // creates the first one, later than that.
+                        self.db(|o| o.bump_meta("ambiguous_resends"))?;
+                    }
                     Err(exchange) => {
                         return self.judge_failure(row, &exchange, receipt, true);
                     }
@@ -937,13 +1038,17 @@ impl Inner {
                 self.db(|o| o.bump_meta("ambiguous_resends"))?;
             }
         }
-        self.db(|o| o.mark_create_sent(id))?;
+        if !chain.premarked {
+            self.db(|o| o.mark_create_sent(id))?;
+        }
         self.pace(window)?;
         let exchange = self.server().create_feedback(&row.payload);
         if let Exchange::Answer(a) = &exchange {
             if (200..300).contains(&a.status) {
                 return match delivery::parse_created(&a.body) {
-                    Some(created) => self.store_created(row, &created, receipt).map(|_| None),
+                    Some(created) => self
+                        .store_created(row, &created, receipt, chain)
+                        .map(|_| None),
                     None => {
                         let error = DeliveryError {
                             status: Some(a.status),
@@ -1032,11 +1137,15 @@ impl Inner {
         }
     }
 
+    /// Stores a create's answer and updates `row` to match. A report with
+    /// nothing left to upload is finished by the same commit
+    /// (`receipt.state` is then `Delivered`).
     fn store_created(
         &self,
-        row: &crate::outbox::DeliveryRow,
+        row: &mut crate::outbox::DeliveryRow,
         created: &Created,
         receipt: &mut Receipt,
+        chain: &mut Chain,
     ) -> Result<()> {
         let keys: Vec<&str> = row
             .attachments
@@ -1050,12 +1159,30 @@ impl Inner {
             .map(|a| a.id)
             .zip(routes.iter().cloned())
             .collect();
-        self.db(|o| o.store_created(row.id, created, &pairs))?;
-        receipt.state = ReportState::Created;
+        let finished = row
+            .attachments
+            .iter()
+            .zip(&routes)
+            .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
+        let next = if finished { chain.next } else { None };
+        let (doomed, marked) =
+            self.db(|o| o.store_created(row.id, created, &pairs, finished, next))?;
+        chain.marked_next = marked;
+        self.discard_later(doomed);
+        row.state = ReportState::Created;
+        row.server_key = Some(created.key.clone());
+        row.server_url = created.url.clone();
+        row.file_elements = created.file_elements.clone();
+        receipt.state = if finished {
+            ReportState::Delivered
+        } else {
+            ReportState::Created
+        };
         receipt.server_key = Some(created.key.clone());
         receipt.server_url = created.url.clone();
-        for (a, r) in row.attachments.iter().zip(routes) {
+        for (a, r) in row.attachments.iter_mut().zip(routes) {
             if let Err(reason) = r {
+                a.state = AttachmentState::Rejected;
                 receipt
                     .rejected_attachments
                     .push(format!("{}: {reason}", a.file_name));
@@ -1090,8 +1217,25 @@ impl Inner {
             // The server's word holds for every report, in every process.
             self.db(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
         }
-        let dead =
-            self.db(|o| o.record_failure(id, &error, outbox::to_ms(next), policy.max_attempts))?;
+        self.schedule(id, &error, next, receipt)?;
+        Ok(Some(match error.status {
+            None => format!("network failure: {}", error.message),
+            Some(429) => "rate limited by the server".to_string(),
+            Some(s) => format!("server error {s}: {}", error.message),
+        }))
+    }
+
+    /// Records a failed attempt and when to try again (dead after the last
+    /// one allowed), and tells the listener.
+    fn schedule(
+        &self,
+        id: ReportId,
+        error: &DeliveryError,
+        next: SystemTime,
+        receipt: &mut Receipt,
+    ) -> Result<()> {
+        let max = self.config.policy.max_attempts;
+        let dead = self.db(|o| o.record_failure(id, error, outbox::to_ms(next), max))?;
         receipt.error = Some(error.clone());
         if dead {
             receipt.state = ReportState::Dead;
@@ -1107,11 +1251,7 @@ impl Inner {
                 retry_at: next,
             });
         }
-        Ok(Some(match error.status {
-            None => format!("network failure: {}", error.message),
-            Some(429) => "rate limited by the server".to_string(),
-            Some(s) => format!("server error {s}: {}", error.message),
-        }))
+        Ok(())
     }
 
     fn kill(&self, id: ReportId, error: DeliveryError, receipt: &mut Receipt) -> Result<()> {

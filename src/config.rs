@@ -65,7 +65,11 @@ pub struct ServerConfig {
     pub allow_insecure_http: bool,
     /// A feedback field in which each report's client id (a UUID) is sent.
     /// With `lookup_key` it closes the one ambiguous window (request sent,
-    /// answer lost): before sending again, the report is looked up.
+    /// answer lost): before sending again, the report is looked up, and
+    /// while twice `policy.request_timeout` has not passed since the lost
+    /// create, a report not found is looked up again later rather than
+    /// re-sent. A server that completes a create later still than that gets
+    /// it twice, counted in `Stats::ambiguous_resends`.
     pub client_id_field: Option<String>,
     /// The Project Feedback Lookup element key used with `client_id_field`.
     pub lookup_key: Option<String>,

@@ -358,17 +358,20 @@ impl Outbox {
     /// and a fresh outbox is opened; the second value says where it went.
     pub(crate) fn open(dir: &Path, policy: &Policy) -> Result<(Outbox, Option<PathBuf>)> {
         create_private_dir(dir)?;
-        let lost = Self::lost_its_database(dir);
-        let opened = if lost {
-            Err(Internal::State(
-                "the outbox database is not a database file".into(),
-            ))
+        let lost = if Self::lost_its_database(dir) {
+            Some("the outbox database is not a database file")
+        } else if Self::cut_short(dir) {
+            Some("the outbox database was cut short")
         } else {
-            Self::open_db(dir, policy)
+            None
+        };
+        let opened = match lost {
+            Some(why) => Err(Internal::State(why.into())),
+            None => Self::open_db(dir, policy),
         };
         match opened {
             Ok(o) => Ok((o, None)),
-            Err(e) if lost || is_corruption(&e) => {
+            Err(e) if lost.is_some() || is_corruption(&e) => {
                 let aside = Self::move_aside(dir)?;
                 let o = Self::open_db(dir, policy)?;
                 o.set_meta("moved_aside", &aside.display().to_string())?;
@@ -401,6 +404,34 @@ impl Outbox {
                     e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
                 })
             })
+    }
+
+    /// True when the database file ends inside a page while its write-ahead
+    /// log is empty. SQLite writes whole pages, so only a truncation behind
+    /// our back leaves that; SQLite itself would read the last page as zeros
+    /// and fail later, mid-delivery, instead of now.
+    fn cut_short(dir: &Path) -> bool {
+        let path = dir.join(DB_NAME);
+        let Ok(meta) = fs::metadata(&path) else {
+            return false;
+        };
+        let wal_empty = fs::metadata(dir.join(format!("{DB_NAME}-wal")))
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
+        let mut header = [0u8; 18];
+        let Ok(()) = File::open(&path).and_then(|mut f| f.read_exact(&mut header)) else {
+            return false;
+        };
+        // Bytes 16-17: the page size, big-endian; 1 stands for 65536.
+        let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+            1 => 65_536,
+            n => u64::from(n),
+        };
+        wal_empty
+            && header.starts_with(b"SQLite format 3\0")
+            && page_size.is_power_of_two()
+            && page_size >= 512
+            && meta.len() % page_size != 0
     }
 
     fn move_aside(dir: &Path) -> Result<PathBuf> {
@@ -473,17 +504,19 @@ impl Outbox {
         })
     }
 
-    /// Removes files in `files/` that no row owns: left by a submit that was
-    /// killed between copying and committing. Skipped while another submit
-    /// (in any process) is copying files.
+    /// Removes files in `files/` that no undelivered report owns: left by a
+    /// submit that was killed between copying and committing, or by a
+    /// process that ended before it deleted a delivered report's copies.
+    /// Skipped while another submit (in any process) is copying files.
     pub(crate) fn sweep_orphans(&self) -> Result<usize> {
         let lock = open_lock(&self.dir.join("ingest.lock"))?;
         if lock.try_lock().is_err() {
             return Ok(0);
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM attachments WHERE stored_name = ?1")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM attachments a JOIN reports r ON r.id = a.report_id
+                 WHERE a.stored_name = ?1 AND r.state != 'delivered'",
+        )?;
         let mut removed = 0;
         let entries = fs::read_dir(&self.files)
             .map_err(|e| Internal::io("cannot list the attachment folder", e))?;
@@ -596,8 +629,13 @@ impl Outbox {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq: i64 = meta_i64(&tx, "seq")? + 1;
-        set_meta_tx(&tx, "seq", &seq.to_string())?;
+        // The sequence number is the row id, known before the insert
+        // because the context carries it.
+        let seq: i64 = tx
+            .prepare_cached(
+                "SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reports'",
+            )?
+            .query_row([], |r| r.get(0))?;
         report
             .context
             .insert("seq".into(), serde_json::Value::from(seq));
@@ -611,8 +649,8 @@ impl Outbox {
         let bytes = payload.len() as u64 + att_bytes;
         let (evictions, doomed) = make_room(&tx, &self.files, policy, report.kind, bytes)?;
         tx.prepare_cached(
-            "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+             VALUES (?2, ?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
                 report.client_id,
@@ -773,12 +811,17 @@ impl Outbox {
 
     /// Stores the server's answer to a create, and the routing decision of
     /// each attachment (rejections with their reasons), in one transaction.
+    /// With `delivered` (nothing left to upload) the same commit finishes
+    /// the report, and returns its attachment copies to delete; `next` is
+    /// pre-marked as in [`Outbox::mark_delivered`].
     pub(crate) fn store_created(
         &mut self,
         id: ReportId,
         created: &Created,
         routes: &[(i64, Result<String, String>)],
-    ) -> Result<()> {
+        delivered: bool,
+        next: Option<ReportId>,
+    ) -> Result<(Vec<PathBuf>, bool)> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -801,8 +844,13 @@ impl Outbox {
                 )?;
             }
         }
+        let (doomed, marked) = if delivered {
+            (finish_tx(&tx, &self.files, id)?, premark_tx(&tx, next)?)
+        } else {
+            (Vec::new(), false)
+        };
         tx.commit()?;
-        Ok(())
+        Ok((doomed, marked))
     }
 
     /// The create's answer came back (an error): it is no longer in doubt.
@@ -829,18 +877,23 @@ impl Outbox {
         Ok(())
     }
 
-    /// Marks a report delivered and returns its attachment copies, to delete.
-    pub(crate) fn mark_delivered(&mut self, id: ReportId) -> Result<Vec<PathBuf>> {
+    /// Marks a report delivered and returns its attachment copies, to
+    /// delete. The same commit marks the create of `next` (a queued report
+    /// not in doubt) as about to be sent, saving its own fsync; the second
+    /// value says whether it did. The caller sends that create next, or
+    /// clears the mark.
+    pub(crate) fn mark_delivered(
+        &mut self,
+        id: ReportId,
+        next: Option<ReportId>,
+    ) -> Result<(Vec<PathBuf>, bool)> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
-        tx.prepare_cached(
-            "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
-        )?
-        .execute(params![id, now_ms()])?;
+        let doomed = finish_tx(&tx, &self.files, id)?;
+        let marked = premark_tx(&tx, next)?;
         tx.commit()?;
-        Ok(doomed)
+        Ok((doomed, marked))
     }
 
     /// Records a failed attempt; returns `true` when it was the last one
@@ -1165,6 +1218,31 @@ fn set_meta_tx(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
     )?
     .execute(params![key, value])?;
     Ok(())
+}
+
+/// Sets a report delivered; returns its attachment copies, to delete.
+fn finish_tx(tx: &Transaction<'_>, files: &Path, id: ReportId) -> Result<Vec<PathBuf>> {
+    let doomed = attachment_paths_where(tx, files, "r.id = ?1", id)?;
+    tx.prepare_cached(
+        "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
+    )?
+    .execute(params![id, now_ms()])?;
+    Ok(doomed)
+}
+
+/// Marks the create of `next` as about to be sent, if it is queued and not
+/// already in doubt.
+fn premark_tx(tx: &Transaction<'_>, next: Option<ReportId>) -> Result<bool> {
+    let Some(next) = next else {
+        return Ok(false);
+    };
+    let n = tx
+        .prepare_cached(
+            "UPDATE reports SET create_sent_at = ?2
+             WHERE id = ?1 AND state = 'queued' AND create_sent_at IS NULL",
+        )?
+        .execute(params![next, now_ms()])?;
+    Ok(n == 1)
 }
 
 fn attachment_paths_where(

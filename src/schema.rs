@@ -53,8 +53,24 @@ CREATE INDEX reports_due ON reports(state, next_attempt_at);
 CREATE INDEX attachments_report ON attachments(report_id, position);
 ";
 
+/// Version 3: a covering index for the caps query (count and bytes of the
+/// undelivered reports, run by every submit) and for the age scan at open,
+/// which otherwise read every queued row and its overflow pages. The
+/// sequence number is now the row id (both grew by one per insert and
+/// neither is reused); an outbox whose `meta.seq` ran ahead of its id
+/// counter (never seen, but cheap to rule out) carries the counter forward.
+const V3: &str = "
+CREATE INDEX reports_age_size ON reports(state, submitted_at, bytes);
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'reports', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'reports');
+UPDATE sqlite_sequence
+    SET seq = max(seq, coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'), 0))
+    WHERE name = 'reports';
+DELETE FROM meta WHERE key = 'seq';
+";
+
 /// Every migration, in order; the schema version is its length.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the database up to `migrations.len()`, in one IMMEDIATE
 /// transaction so that two processes opening at once do not both migrate.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -99,11 +100,56 @@ fn feedback_and_crash_arrive_byte_identical() {
         client.report(crash).unwrap().summary,
         "thread 'main' panicked at src/lib.rs:1"
     );
-    // Delivered copies are removed from the outbox.
-    let left = std::fs::read_dir(dir.path().join("files")).unwrap().count();
-    assert_eq!(left, 0);
     let stats = client.stats().unwrap();
     assert_eq!((stats.pending, stats.delivered, stats.dead), (0, 2, 0));
+    // Delivered copies are removed from the outbox, off the flush's path:
+    // at the latest when the client closes.
+    client.close();
+    let left = std::fs::read_dir(dir.path().join("files")).unwrap().count();
+    assert_eq!(left, 0);
+}
+
+/// A process that ends before deleting a delivered copy leaves it behind;
+/// the next open sweeps it, and keeps the copies of undelivered reports.
+#[test]
+fn delivered_copies_left_behind_are_swept_at_open() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let sent = client
+        .submit(feedback("sent").attach(Attachment::from_bytes("Screenshot", "a.png", vec![1; 10])))
+        .unwrap();
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.report(sent).unwrap().state, ReportState::Delivered);
+    client.close();
+    drop(client);
+    // As if the deletion had not happened before the process ended.
+    let stale = dir.path().join("files/att-stale-delivered");
+    std::fs::write(&stale, b"copy of a delivered report").unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("outbox.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+         VALUES (?1, 1, 'Screenshot', 'b.png', 'image/png', 'att-stale-delivered', 26, '')",
+        [sent],
+    )
+    .unwrap();
+    drop(conn);
+    let client = open(dir.path(), &sb);
+    let queued = client
+        .submit(feedback("queued").attach(Attachment::from_bytes(
+            "Screenshot",
+            "q.png",
+            vec![2; 10],
+        )))
+        .unwrap();
+    drop(client);
+    let client = open(dir.path(), &sb);
+    assert!(!stale.exists(), "the delivered copy is swept at open");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("files"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1, "the queued report's copy stays");
+    assert_eq!(client.report(queued).unwrap().attachments.len(), 1);
 }
 
 #[test]
@@ -677,4 +723,119 @@ fn no_wake_up_of_the_background_sender_is_lost() {
     });
     assert_eq!(sb.feedback().len(), 100);
     client.stop_sender();
+}
+
+/// Stops the flush after the first delivered report, as an app going
+/// offline would.
+struct OfflineAfterFirst(std::sync::Mutex<Option<Arc<Client>>>);
+
+impl fieldreport::Listener for OfflineAfterFirst {
+    fn on_event(&self, event: Event) {
+        if matches!(event, Event::Delivered { .. }) {
+            if let Some(c) = self.0.lock().unwrap().take() {
+                c.set_online(false);
+            }
+        }
+    }
+}
+
+/// The commit that finishes a report also marks the next report's create
+/// as about to leave; a flush that stops before sending it clears the mark,
+/// so the next flush does not take it for a create in doubt.
+#[test]
+fn a_flush_that_stops_early_leaves_no_create_in_doubt() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = Arc::new(open(dir.path(), &sb));
+    for n in 0..3 {
+        client.submit(feedback(&format!("report {n}"))).unwrap();
+    }
+    let stopper = Arc::new(OfflineAfterFirst(std::sync::Mutex::new(Some(Arc::clone(
+        &client,
+    )))));
+    client.set_listener(Some(stopper));
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.receipts.len(), 1, "{r:?}");
+    assert_eq!(r.stopped.as_deref(), Some("offline (as the app reported)"));
+    let in_doubt: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM reports WHERE create_sent_at IS NOT NULL AND state = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_doubt, 0, "the unsent report is not marked as sent");
+    client.set_listener(None);
+    client.set_online(true);
+    let r = drain(&client, 5);
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback().len(), 3);
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+}
+
+fn lookup_client(dir: &std::path::Path, sb: &Sandbox) -> Client {
+    let mut cfg = config(dir, sb);
+    cfg.server.client_id_field = Some("ClientId".into());
+    cfg.server.lookup_key = Some("Lookup".into());
+    cfg.policy.request_timeout = Duration::from_secs(1);
+    Client::open(cfg).unwrap()
+}
+
+/// A create that times out but that the server completes a little later
+/// (within twice the request timeout) is found by the lookup, not re-sent,
+/// even when the next attempt comes before the server finished.
+#[test]
+fn a_late_create_is_waited_for_and_found_by_lookup() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = lookup_client(dir.path(), &sb);
+    let id = client.submit(feedback("slow server")).unwrap();
+    sb.inject(Fault::Delay(Duration::from_millis(1500)));
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.receipts[0].error.is_some(), "timed out: {r:?}");
+    // Retried at once, before the server has created it: looked up, not found, waited for.
+    std::thread::sleep(Duration::from_millis(100));
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 1, "{r:?}");
+    let why = r.receipts[0]
+        .error
+        .as_ref()
+        .expect("explained")
+        .message
+        .clone();
+    assert!(why.contains("may still be in progress"), "{why}");
+    let r = drain(&client, 20);
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback().len(), 1, "created once");
+    assert_eq!(
+        client.report(id).unwrap().server_key.as_deref(),
+        Some("BUG-0001")
+    );
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+}
+
+/// A create that the server completes later than that is sent again: the
+/// duplicate is counted, not hidden.
+#[test]
+fn a_create_completed_after_the_wait_is_a_counted_duplicate() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = lookup_client(dir.path(), &sb);
+    client.submit(feedback("very slow server")).unwrap();
+    sb.inject(Fault::Delay(Duration::from_millis(4000)));
+    client.flush(Duration::from_secs(10)).unwrap();
+    let r = drain(&client, 20);
+    assert_eq!(r.pending, 0, "{r:?}");
+    // The delayed create lands after the re-sent one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.feedback().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sb.feedback().len(), 2, "the documented limit");
+    assert_eq!(
+        client.stats().unwrap().ambiguous_resends,
+        1,
+        "and it is counted"
+    );
 }

@@ -497,44 +497,48 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 PRAGMA user_version = 1;
 ";
 
+/// The sequence continues after an upgrade: from the row id counter, or
+/// from `meta.seq` if that ever ran ahead of it (version 3 takes `seq` from
+/// the id).
 #[test]
 fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
-    let sb = sandbox();
-    let dir = tempdir();
-    std::fs::create_dir_all(dir.path().join("files")).unwrap();
-    let bytes = b"attachment written by version 1".to_vec();
-    std::fs::write(dir.path().join("files/att-v1"), &bytes).unwrap();
-    {
-        let c = rusqlite::Connection::open(dir.path().join("outbox.sqlite")).unwrap();
-        c.execute_batch(FROZEN_V1).unwrap();
-        c.execute_batch(&format!(
-            "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
-             VALUES ('c1', 1, 'feedback', 'queued', 'from v1', '{{\"summary\":\"from v1\"}}', '{{}}', {}, 100);
-             INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
-             VALUES (1, 0, 'Screenshot', 'v1.png', 'image/png', 'att-v1', {}, '{}');
-             INSERT INTO meta VALUES ('seq', '1');",
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
-            bytes.len(),
-            sha256_hex(&bytes)
-        ))
-        .unwrap();
+    for (stored_seq, next_seq) in [(1, 2), (41, 42)] {
+        let sb = sandbox();
+        let dir = tempdir();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        let bytes = b"attachment written by version 1".to_vec();
+        std::fs::write(dir.path().join("files/att-v1"), &bytes).unwrap();
+        {
+            let c = rusqlite::Connection::open(dir.path().join("outbox.sqlite")).unwrap();
+            c.execute_batch(FROZEN_V1).unwrap();
+            c.execute_batch(&format!(
+                "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+                 VALUES ('c1', {stored_seq}, 'feedback', 'queued', 'from v1', '{{\"summary\":\"from v1\"}}', '{{}}', {}, 100);
+                 INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+                 VALUES (1, 0, 'Screenshot', 'v1.png', 'image/png', 'att-v1', {}, '{}');
+                 INSERT INTO meta VALUES ('seq', '{stored_seq}');",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+                bytes.len(),
+                sha256_hex(&bytes)
+            ))
+            .unwrap();
+        }
+        let client = open(dir.path(), &sb);
+        let v: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 3, "upgraded to the current version");
+        let next = client.submit(Feedback::new("after upgrade")).unwrap();
+        let status = client.report(next).unwrap();
+        assert_eq!(status.seq, next_seq, "the sequence continues");
+        assert_eq!(status.context["seq"], next_seq, "and the context says so");
+        let r = client.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(r.pending, 0, "{r:?}");
+        assert_eq!(sb.feedback()[0].body["summary"], "from v1");
+        assert_eq!(sb.feedback()[1].body["summary"], "after upgrade");
+        assert_eq!(sb.uploads()[0].sha256_hex, sha256_hex(&bytes));
     }
-    let client = open(dir.path(), &sb);
-    let v: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert!(v >= 2, "upgraded to the current version");
-    let next = client.submit(Feedback::new("after upgrade")).unwrap();
-    assert_eq!(
-        client.report(next).unwrap().seq,
-        2,
-        "the sequence continues"
-    );
-    let r = client.flush(Duration::from_secs(10)).unwrap();
-    assert_eq!(r.pending, 0, "{r:?}");
-    assert_eq!(sb.feedback()[0].body["summary"], "from v1");
-    assert_eq!(sb.uploads()[0].sha256_hex, sha256_hex(&bytes));
 }
 
 #[test]
