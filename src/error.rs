@@ -91,15 +91,30 @@ impl std::error::Error for Error {}
 #[derive(Debug)]
 pub(crate) enum Internal {
     Sqlite(rusqlite::Error),
-    Io { what: String, source: io::Error },
+    Io {
+        what: String,
+        source: io::Error,
+    },
     Config(String),
     Input(String),
-    TooLarge { name: String, size: u64, limit: u64 },
-    Unreadable { name: String, source: io::Error },
+    TooLarge {
+        name: String,
+        size: u64,
+        limit: u64,
+    },
+    Unreadable {
+        name: String,
+        source: io::Error,
+    },
     OutboxFull(String),
     NotFound(i64),
     State(String),
     Closed,
+    /// An error about one report of a batch (`submit_many`): its index.
+    InBatch {
+        index: usize,
+        source: Box<Internal>,
+    },
 }
 
 pub(crate) type Result<T, E = Internal> = std::result::Result<T, E>;
@@ -120,6 +135,7 @@ impl Internal {
                     || matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == 13)
             }
             Internal::Io { source, .. } => is_enospc(source),
+            Internal::InBatch { source, .. } => source.is_storage_full(),
             _ => false,
         }
     }
@@ -160,6 +176,22 @@ impl From<Internal> for Error {
             Internal::NotFound(id) => Error::NotFound { id },
             Internal::State(reason) => Error::InvalidState { reason },
             Internal::Closed => Error::Closed,
+            Internal::InBatch { index, source } => {
+                // The kind of the item's error, its reason naming the item.
+                let at = |reason: String| format!("batch item {index}: {reason}");
+                match Error::from(*source) {
+                    Error::InvalidConfig { reason } => Error::InvalidConfig { reason: at(reason) },
+                    Error::InvalidInput { reason } => Error::InvalidInput { reason: at(reason) },
+                    Error::AttachmentUnreadable { name, reason } => Error::AttachmentUnreadable {
+                        name,
+                        reason: at(reason),
+                    },
+                    Error::OutboxFull { reason } => Error::OutboxFull { reason: at(reason) },
+                    Error::Storage { reason } => Error::Storage { reason: at(reason) },
+                    Error::InvalidState { reason } => Error::InvalidState { reason: at(reason) },
+                    other => other,
+                }
+            }
         }
     }
 }
@@ -191,5 +223,25 @@ mod tests {
         );
         let msg = Error::from(Internal::Input("summary is empty".into())).to_string();
         assert_eq!(msg, "invalid input: summary is empty");
+    }
+
+    #[test]
+    fn batch_errors_keep_their_kind_and_name_the_item() {
+        let e = Internal::InBatch {
+            index: 3,
+            source: Box::new(Internal::Input("summary is empty".into())),
+        };
+        assert_eq!(
+            Error::from(e).to_string(),
+            "invalid input: batch item 3: summary is empty"
+        );
+        let full = Internal::InBatch {
+            index: 0,
+            source: Box::new(Internal::io(
+                "copy",
+                io::Error::from(io::ErrorKind::StorageFull),
+            )),
+        };
+        assert_eq!(Error::from(full), Error::StorageFull);
     }
 }

@@ -75,7 +75,7 @@ pub use error::Error;
 pub use report::{
     Attachment, AttachmentSource, AttachmentState, AttachmentStatus, CrashLog, CrashReport,
     DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt, ReportFilter,
-    ReportId, ReportKind, ReportState, ReportStatus, Stats,
+    ReportId, ReportKind, ReportState, ReportStatus, Stats, Submission,
 };
 
 // The uniffi scaffolding is included in `foreign` (its record names would

@@ -613,46 +613,62 @@ impl Outbox {
         &self.files
     }
 
-    /// Commits a report and its attachment rows in one transaction, after
-    /// evicting what the caps require. The staged files become owned by the
-    /// rows only if the transaction commits.
-    pub(crate) fn insert(
+    /// Commits reports and their attachment rows in one transaction, after
+    /// evicting what the caps require for each; all or nothing. The staged
+    /// files become owned by the rows only if the transaction commits. An
+    /// error about one report is an [`Internal::InBatch`] naming it.
+    pub(crate) fn insert_many(
         &mut self,
-        mut report: NewReport,
+        mut reports: Vec<NewReport>,
         policy: &Policy,
-    ) -> Result<(ReportId, Vec<Eviction>, Vec<PathBuf>)> {
-        if self.durability == Durability::Full && !report.attachments.is_empty() {
+    ) -> Result<(Vec<ReportId>, Vec<Eviction>, Vec<PathBuf>)> {
+        if self.durability == Durability::Full && reports.iter().any(|r| !r.attachments.is_empty())
+        {
             sync_dir(&self.files)?;
         }
         let now = now_ms();
-        let att_bytes: u64 = report.attachments.iter().map(|a| a.staged.size).sum();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The sequence number is the row id, known before the insert
         // because the context carries it.
-        let seq: i64 = tx
+        let first: i64 = tx
             .prepare_cached(
                 "SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reports'",
             )?
             .query_row([], |r| r.get(0))?;
-        report
-            .context
-            .insert("seq".into(), serde_json::Value::from(seq));
-        for (item, field) in &report.context_fields {
-            if let Some(v) = report.context.get(item) {
-                report.payload.insert(field.clone(), v.clone());
+        let mut ids = Vec::with_capacity(reports.len());
+        let mut evictions = Vec::new();
+        let mut doomed = Vec::new();
+        for (index, report) in reports.iter_mut().enumerate() {
+            let seq = first + index as i64;
+            let in_batch = |source| Internal::InBatch {
+                index,
+                source: Box::new(source),
+            };
+            report
+                .context
+                .insert("seq".into(), serde_json::Value::from(seq));
+            for (item, field) in &report.context_fields {
+                if let Some(v) = report.context.get(item) {
+                    report.payload.insert(field.clone(), v.clone());
+                }
             }
-        }
-        let payload = serde_json::Value::Object(report.payload).to_string();
-        let context = serde_json::Value::Object(report.context).to_string();
-        let bytes = payload.len() as u64 + att_bytes;
-        let (evictions, doomed) = make_room(&tx, &self.files, policy, report.kind, bytes)?;
-        tx.prepare_cached(
-            "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
-             VALUES (?2, ?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
+            let payload =
+                serde_json::Value::Object(std::mem::take(&mut report.payload)).to_string();
+            let context =
+                serde_json::Value::Object(std::mem::take(&mut report.context)).to_string();
+            let att_bytes: u64 = report.attachments.iter().map(|a| a.staged.size).sum();
+            let bytes = payload.len() as u64 + att_bytes;
+            let (e, d) =
+                make_room(&tx, &self.files, policy, report.kind, bytes, first).map_err(in_batch)?;
+            evictions.extend(e);
+            doomed.extend(d);
+            tx.prepare_cached(
+                "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+                 VALUES (?2, ?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
                 report.client_id,
                 seq,
                 report.kind.as_str(),
@@ -662,14 +678,13 @@ impl Outbox {
                 now,
                 bytes as i64
             ])?;
-        let id = tx.last_insert_rowid();
-        for (pos, a) in report.attachments.iter().enumerate() {
-            tx.prepare_cached(
-                "INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                    id,
+            for (pos, a) in report.attachments.iter().enumerate() {
+                tx.prepare_cached(
+                    "INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    seq,
                     pos as i64,
                     a.element_key,
                     a.file_name,
@@ -678,12 +693,16 @@ impl Outbox {
                     a.staged.size as i64,
                     a.staged.sha256
                 ])?;
+            }
+            ids.push(seq);
         }
         tx.commit()?;
-        for a in &mut report.attachments {
-            a.staged.keep();
+        for report in &mut reports {
+            for a in &mut report.attachments {
+                a.staged.keep();
+            }
         }
-        Ok((id, evictions, doomed))
+        Ok((ids, evictions, doomed))
     }
 
     /// Evicts undelivered reports older than `max_age` and prunes finished
@@ -1291,12 +1310,16 @@ fn evict(
 /// Evicts machine-made reports until a new report of `incoming_bytes` fits
 /// the caps: crash reports oldest first, the newest crash last; typed
 /// feedback never (the new report is refused instead).
+///
+/// Only reports with ids below `first_new` are candidates: a batch never
+/// evicts its own reports.
 fn make_room(
     tx: &Transaction<'_>,
     files: &Path,
     policy: &Policy,
     incoming: ReportKind,
     incoming_bytes: u64,
+    first_new: i64,
 ) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
     if incoming_bytes > policy.max_bytes {
         return Err(Internal::OutboxFull(format!(
@@ -1321,10 +1344,11 @@ fn make_room(
         // newest is spared (unless the newcomer is itself a crash).
         let victim: Option<i64> = tx
             .query_row(
-                "SELECT id FROM reports WHERE kind = 'crash' AND state IN ('queued','created','dead')
-                 ORDER BY (id = (SELECT max(id) FROM reports WHERE kind = 'crash' AND state IN ('queued','created','dead')) AND ?1 = 0), id
+                "SELECT id FROM reports WHERE kind = 'crash' AND state IN ('queued','created','dead') AND id < ?2
+                 ORDER BY (id = (SELECT max(id) FROM reports
+                                 WHERE kind = 'crash' AND state IN ('queued','created','dead') AND id < ?2) AND ?1 = 0), id
                  LIMIT 1",
-                params![(incoming == ReportKind::Crash) as i64],
+                params![(incoming == ReportKind::Crash) as i64, first_new],
                 |r| r.get(0),
             )
             .optional()?;
@@ -1334,8 +1358,18 @@ fn make_room(
             } else {
                 format!("{} bytes", policy.max_bytes)
             };
+            let batch_before: i64 = tx.query_row(
+                "SELECT count(*) FROM reports WHERE id >= ?1",
+                params![first_new],
+                |r| r.get(0),
+            )?;
+            let also = if batch_before > 0 {
+                format!(" and the {batch_before} reports before it in this batch")
+            } else {
+                String::new()
+            };
             return Err(Internal::OutboxFull(format!(
-                "the outbox holds its cap of {which} in feedback that people typed, which is never evicted to make room"
+                "the outbox holds its cap of {which} in feedback that people typed, which is never evicted to make room{also}"
             )));
         };
         let reason = if over_count {

@@ -164,6 +164,27 @@ impl CrashReport {
     }
 }
 
+/// One report of a batch given to [`Client::submit_many`](crate::Client::submit_many).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submission {
+    /// Feedback a person wrote.
+    Feedback(Feedback),
+    /// A crash report.
+    Crash(CrashReport),
+}
+
+impl From<Feedback> for Submission {
+    fn from(f: Feedback) -> Self {
+        Submission::Feedback(f)
+    }
+}
+
+impl From<CrashReport> for Submission {
+    fn from(c: CrashReport) -> Self {
+        Submission::Crash(c)
+    }
+}
+
 /// Where a report is on its way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReportState {
