@@ -203,3 +203,68 @@ fn demo_delivers_and_prints_keys() {
     assert!(out.contains("screenshot.png"));
     assert!(out.contains("crash.log.gz"));
 }
+
+#[test]
+fn batch_queues_json_lines_all_or_nothing() {
+    let sb = sandbox_unlimited();
+    let dir = tempdir();
+    let outbox = dir.path().join("outbox");
+    let shot = dir.path().join("shot.png");
+    std::fs::write(&shot, b"rig screenshot").unwrap();
+    let log = dir.path().join("core.log");
+    std::fs::write(&log, "SIGSEGV in worker 3\n").unwrap();
+    let good = format!(
+        "{}\n\n{}\n{}\n",
+        serde_json::json!({"summary": "rig run 1", "fields": {"topic": 23795},
+                           "attach": {"Screenshot": shot.display().to_string()}}),
+        serde_json::json!({"crash_log": log.display().to_string()}),
+        serde_json::json!({"summary": "rig run 3", "description": "ok"}),
+    );
+    let file = dir.path().join("good.jsonl");
+    std::fs::write(&file, &good).unwrap();
+    let o = cli(&outbox, &sb, &["batch", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n2\n3\n");
+
+    // One bad line (line 3: a missing file) refuses the whole batch.
+    let bad = format!(
+        "{}\n{}\n{}\n",
+        serde_json::json!({"summary": "fine"}),
+        serde_json::json!({"summary": "fine too"}),
+        serde_json::json!({"summary": "broken", "attach": {"Screenshot": "/no/such/file"}}),
+    );
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(&file, &bad).unwrap();
+    let o = cli(&outbox, &sb, &["batch", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("batch item 2"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+
+    // Malformed lines are refused before anything is read from disk.
+    for (text, want) in [
+        ("{\"summary\": 5}\n", "line 1: \"summary\" must be a string"),
+        ("{\"summry\": \"typo\"}\n", "unknown key \"summry\""),
+        ("{}\n", "\"summary\" is required"),
+        ("not json\n", "line 1: not a JSON object"),
+        (
+            "{\"summary\": \"x\", \"attach\": [\"a\"]}\n",
+            "\"attach\" must be an object",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let o = cli(&outbox, &sb, &["batch", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{text}");
+        assert!(stderr(&o).contains(want), "{text}: {}", stderr(&o));
+    }
+
+    let o = cli(&outbox, &sb, &["status", "--json"]);
+    let stats: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(stats["pending"], 3, "only the good batch: {stats}");
+    let o = cli(&outbox, &sb, &["flush"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fb = sb.feedback();
+    assert_eq!(fb.len(), 3);
+    assert_eq!(fb[0].body["topic"], 23795);
+    assert_eq!(fb[1].body["summary"], "SIGSEGV in worker 3");
+    assert_eq!(sb.uploads().len(), 2, "the screenshot and the crash log");
+}

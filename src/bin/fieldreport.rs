@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fieldreport::sandbox::{Sandbox, SandboxConfig};
 use fieldreport::{
     Attachment, Client, Config, CrashReport, DeliveryError, Error, Feedback, FlushResult,
-    ReportFilter, ReportState, ReportStatus, ServerConfig, Stats,
+    ReportFilter, ReportState, ReportStatus, ServerConfig, Stats, Submission,
 };
 use serde_json::{json, Value};
 
@@ -42,6 +42,14 @@ COMMANDS
                         as that JSON value, anything else as a string.
   crash --log PATH [--summary S] [--attach ELEMENT=PATH]...
                         queue a crash log (gzip-compressed); prints the id
+  batch FILE            queue many reports at once, all or nothing, from a
+                        JSON Lines file (- for stdin); prints one id a line.
+                        Each line is an object: {\"summary\": S,
+                        \"description\": D, \"submitter\": E, \"fields\": {NAME:
+                        VALUE}, \"attach\": {ELEMENT: PATH or [PATH, ...]}};
+                        with \"crash_log\": PATH it is a crash report (summary
+                        optional). Blank lines are skipped; unknown keys are
+                        refused.
   flush [--timeout SECS] [--json]
                         deliver what is due (default budget 60 s)
   status [--id N] [--json]
@@ -197,10 +205,11 @@ fn run(args: Vec<String>) -> Result<u8, Fail> {
     match command.as_str() {
         "sandbox" => sandbox(&args),
         "demo" => demo(),
-        "submit" | "crash" | "flush" | "status" | "retry" | "purge" => {
+        "submit" | "crash" | "batch" | "flush" | "status" | "retry" | "purge" => {
             let client = open(&args)?;
             match command.as_str() {
                 "submit" => submit(&client, &args),
+                "batch" => batch(&client, &args),
                 "crash" => crash(&client, &args),
                 "flush" => flush(&client, &args),
                 "status" => status(&client, &args),
@@ -297,6 +306,133 @@ fn crash(client: &Client, args: &Args) -> Result<u8, Fail> {
     c.fields = fields(args)?;
     c.attachments = attachments(args)?;
     println!("{}", client.submit_crash(c)?);
+    Ok(EXIT_OK)
+}
+
+/// Reads the JSON Lines of `batch`; each item with its line number.
+fn read_batch(args: &Args) -> Result<(Vec<Submission>, Vec<usize>), Fail> {
+    let path = args
+        .positional
+        .get(1)
+        .ok_or_else(|| usage("batch needs a FILE (or - for stdin)"))?;
+    let text = if path == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+            .map_err(|e| Fail(EXIT_BAD_INPUT, format!("cannot read stdin: {e}")))?;
+        t
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Fail(EXIT_BAD_INPUT, format!("cannot read {path}: {e}")))?
+    };
+    let mut items = Vec::new();
+    let mut lines = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |msg: String| Fail(EXIT_BAD_INPUT, format!("{path} line {}: {msg}", n + 1));
+        let obj: serde_json::Map<String, Value> =
+            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        items.push(batch_item(obj).map_err(at)?);
+        lines.push(n + 1);
+    }
+    Ok((items, lines))
+}
+
+fn batch_item(mut obj: serde_json::Map<String, Value>) -> Result<Submission, String> {
+    let mut text = |key: &str| -> Result<Option<String>, String> {
+        match obj.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("\"{key}\" must be a string, not {other}")),
+        }
+    };
+    let summary = text("summary")?;
+    let description = text("description")?;
+    let submitter = text("submitter")?;
+    let crash_log = text("crash_log")?;
+    let fields: Vec<(String, Value)> = match obj.remove("fields") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m.into_iter().collect(),
+        Some(other) => return Err(format!("\"fields\" must be an object, not {other}")),
+    };
+    let mut attachments = Vec::new();
+    match obj.remove("attach") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (element, paths) in m {
+                let paths = match paths {
+                    Value::String(p) => vec![Value::String(p)],
+                    Value::Array(a) => a,
+                    other => {
+                        return Err(format!(
+                        "\"attach\".\"{element}\" must be a path or a list of paths, not {other}"
+                    ))
+                    }
+                };
+                for p in paths {
+                    let Value::String(p) = p else {
+                        return Err(format!("\"attach\".\"{element}\": {p} is not a path"));
+                    };
+                    attachments.push(Attachment::from_path(element.as_str(), p));
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"attach\" must be an object of ELEMENT: PATH, not {other}"
+            ))
+        }
+    }
+    if let Some(key) = obj.keys().next() {
+        return Err(format!(
+            "unknown key \"{key}\" (known: summary, description, submitter, fields, attach, crash_log)"
+        ));
+    }
+    Ok(match crash_log {
+        Some(log) => {
+            let mut c = CrashReport::from_file(log);
+            c.summary = summary;
+            c.description = description;
+            c.submitter = submitter;
+            c.fields = fields;
+            c.attachments = attachments;
+            Submission::Crash(c)
+        }
+        None => {
+            let summary =
+                summary.ok_or("\"summary\" is required (or \"crash_log\" for a crash report)")?;
+            let mut f = Feedback::new(summary);
+            f.description = description;
+            f.submitter = submitter;
+            f.fields = fields;
+            f.attachments = attachments;
+            Submission::Feedback(f)
+        }
+    })
+}
+
+fn batch(client: &Client, args: &Args) -> Result<u8, Fail> {
+    let (items, lines) = read_batch(args)?;
+    let ids = client.submit_many(items).map_err(|e| {
+        let mut fail = Fail::from(e);
+        // Name the line as well as the item.
+        if let Some(line) = fail
+            .1
+            .split("batch item ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| lines.get(n))
+        {
+            fail.1
+                .push_str(&format!(" (line {line}; nothing of the batch was queued)"));
+        }
+        fail
+    })?;
+    for id in ids {
+        println!("{id}");
+    }
     Ok(EXIT_OK)
 }
 
