@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Durability, Policy};
@@ -42,21 +42,77 @@ pub(crate) fn from_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
-/// A random 128-bit id as 32 hex digits (UUID-like, no dashes needed).
+/// A random UUID (version 4 layout): two SipHash outputs under the
+/// standard library's per-thread random keys (seeded by the OS, stepped for
+/// every `RandomState`), over the time and the process id (a forked child
+/// inherits its parent's keys).
 pub(crate) fn random_id() -> String {
-    let a = (crate::delivery::random_unit() * (1u64 << 53) as f64) as u64;
-    let b = (crate::delivery::random_unit() * (1u64 << 53) as f64) as u64;
-    let c = std::process::id() as u64;
-    let h = Sha256::digest(format!("{a}:{b}:{c}:{:?}", std::thread::current().id()));
-    let hex: String = h[..16].iter().map(|x| format!("{x:02x}")).collect();
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut n: u128 = 0;
+    for half in 0..2u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(nanos);
+        h.write_u32(std::process::id());
+        h.write_u8(half);
+        n = (n << 64) | u128::from(h.finish());
+    }
+    // Version 4, variant 10.
+    n = (n & !(0xf << 76)) | (0x4 << 76);
+    n = (n & !(0x3 << 62)) | (0x2 << 62);
+    let hex = format!("{n:032x}");
     format!(
-        "{}-{}-4{}-a{}-{}",
+        "{}-{}-{}-{}-{}",
         &hex[0..8],
         &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
+        &hex[12..16],
+        &hex[16..20],
         &hex[20..32]
     )
+}
+
+/// A write transaction begun and committed with cached statements:
+/// rusqlite's `Transaction` parses `BEGIN IMMEDIATE` and `COMMIT` anew each
+/// time, a fifth of a small submit's instructions. Rolls back on drop unless
+/// committed. IMMEDIATE takes the write lock at once, so that a reader
+/// upgrading later cannot fail with `SQLITE_BUSY` (the busy handler waits
+/// for BEGIN instead).
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<WriteTx<'c>> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx { conn, open: true })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // After a failed COMMIT the transaction may still be open.
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// Creates a directory (and parents) readable by the owner only.
@@ -627,9 +683,7 @@ impl Outbox {
             sync_dir(&self.files)?;
         }
         let now = now_ms();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&self.conn)?;
         // The sequence number is the row id, known before the insert
         // because the context carries it.
         let first: i64 = tx
@@ -638,6 +692,8 @@ impl Outbox {
             )?
             .query_row([], |r| r.get(0))?;
         let mut ids = Vec::with_capacity(reports.len());
+        // Undelivered reports and their bytes, read once per batch.
+        let mut totals = None;
         let mut evictions = Vec::new();
         let mut doomed = Vec::new();
         for (index, report) in reports.iter_mut().enumerate() {
@@ -660,8 +716,16 @@ impl Outbox {
                 serde_json::Value::Object(std::mem::take(&mut report.context)).to_string();
             let att_bytes: u64 = report.attachments.iter().map(|a| a.staged.size).sum();
             let bytes = payload.len() as u64 + att_bytes;
-            let (e, d) =
-                make_room(&tx, &self.files, policy, report.kind, bytes, first).map_err(in_batch)?;
+            let (e, d) = make_room(
+                &tx,
+                &self.files,
+                policy,
+                report.kind,
+                bytes,
+                first,
+                &mut totals,
+            )
+            .map_err(in_batch)?;
             evictions.extend(e);
             doomed.extend(d);
             tx.prepare_cached(
@@ -711,9 +775,7 @@ impl Outbox {
     pub(crate) fn expire(&mut self, policy: &Policy) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
         let now = now_ms();
         let cutoff = now - policy.max_age.as_millis() as i64;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&self.conn)?;
         let old: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, kind FROM reports WHERE state IN ('queued','created','dead') AND submitted_at < ?1",
@@ -841,9 +903,7 @@ impl Outbox {
         delivered: bool,
         next: Option<ReportId>,
     ) -> Result<(Vec<PathBuf>, bool)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&self.conn)?;
         tx.prepare_cached(
             "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
                     file_elements = ?5, last_error = NULL WHERE id = ?1",
@@ -906,9 +966,7 @@ impl Outbox {
         id: ReportId,
         next: Option<ReportId>,
     ) -> Result<(Vec<PathBuf>, bool)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&self.conn)?;
         let doomed = finish_tx(&tx, &self.files, id)?;
         let marked = premark_tx(&tx, next)?;
         tx.commit()?;
@@ -984,9 +1042,7 @@ impl Outbox {
 
     /// Deletes one report (or all, with `None`); returns files to delete.
     pub(crate) fn purge(&mut self, id: Option<ReportId>) -> Result<Vec<PathBuf>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = WriteTx::begin(&self.conn)?;
         let doomed = match id {
             Some(id) => {
                 let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
@@ -1223,7 +1279,7 @@ fn error_json(e: &DeliveryError) -> String {
     serde_json::to_string(e).unwrap_or_default()
 }
 
-fn meta_i64(tx: &Transaction<'_>, key: &str) -> Result<i64> {
+fn meta_i64(tx: &Connection, key: &str) -> Result<i64> {
     let v: Option<String> = tx
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
         .query_row(params![key], |r| r.get(0))
@@ -1231,7 +1287,7 @@ fn meta_i64(tx: &Transaction<'_>, key: &str) -> Result<i64> {
     Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
-fn set_meta_tx(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
+fn set_meta_tx(tx: &Connection, key: &str, value: &str) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )?
@@ -1240,7 +1296,7 @@ fn set_meta_tx(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
 }
 
 /// Sets a report delivered; returns its attachment copies, to delete.
-fn finish_tx(tx: &Transaction<'_>, files: &Path, id: ReportId) -> Result<Vec<PathBuf>> {
+fn finish_tx(tx: &Connection, files: &Path, id: ReportId) -> Result<Vec<PathBuf>> {
     let doomed = attachment_paths_where(tx, files, "r.id = ?1", id)?;
     tx.prepare_cached(
         "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
@@ -1251,7 +1307,7 @@ fn finish_tx(tx: &Transaction<'_>, files: &Path, id: ReportId) -> Result<Vec<Pat
 
 /// Marks the create of `next` as about to be sent, if it is queued and not
 /// already in doubt.
-fn premark_tx(tx: &Transaction<'_>, next: Option<ReportId>) -> Result<bool> {
+fn premark_tx(tx: &Connection, next: Option<ReportId>) -> Result<bool> {
     let Some(next) = next else {
         return Ok(false);
     };
@@ -1265,7 +1321,7 @@ fn premark_tx(tx: &Transaction<'_>, next: Option<ReportId>) -> Result<bool> {
 }
 
 fn attachment_paths_where(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     files: &Path,
     condition: &str,
     arg: i64,
@@ -1281,7 +1337,7 @@ fn attachment_paths_where(
 /// Turns a report into an eviction record: its attachment rows go (the
 /// files after commit), the row stays with state `evicted` and its reason.
 fn evict(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     files: &Path,
     id: ReportId,
     kind: &str,
@@ -1312,14 +1368,16 @@ fn evict(
 /// feedback never (the new report is refused instead).
 ///
 /// Only reports with ids below `first_new` are candidates: a batch never
-/// evicts its own reports.
+/// evicts its own reports. `totals` carries the undelivered count and bytes
+/// from one report of a batch to the next (`None`: read them).
 fn make_room(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     files: &Path,
     policy: &Policy,
     incoming: ReportKind,
     incoming_bytes: u64,
     first_new: i64,
+    totals: &mut Option<(u64, u64)>,
 ) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
     if incoming_bytes > policy.max_bytes {
         return Err(Internal::OutboxFull(format!(
@@ -1330,16 +1388,26 @@ fn make_room(
     let mut evictions = Vec::new();
     let mut doomed = Vec::new();
     loop {
-        let (count, bytes): (i64, i64) = tx
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(bytes),0) FROM reports WHERE state IN ('queued','created','dead')",
-            )?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let over_count = count as u64 >= policy.max_reports as u64;
-        let over_bytes = bytes as u64 + incoming_bytes > policy.max_bytes;
+        let (count, bytes) = match *totals {
+            Some(t) => t,
+            None => {
+                let (count, bytes): (i64, i64) = tx
+                    .prepare_cached(
+                        "SELECT count(*), coalesce(sum(bytes),0) FROM reports WHERE state IN ('queued','created','dead')",
+                    )?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                (count as u64, bytes as u64)
+            }
+        };
+        let over_count = count >= policy.max_reports as u64;
+        let over_bytes = bytes + incoming_bytes > policy.max_bytes;
         if !over_count && !over_bytes {
+            // The report goes in: the caller's running totals count it.
+            *totals = Some((count + 1, bytes + incoming_bytes));
             return Ok((evictions, doomed));
         }
+        // Read again after an eviction.
+        *totals = None;
         // Crash reports, oldest first; while older crashes remain, the
         // newest is spared (unless the newcomer is itself a crash).
         let victim: Option<i64> = tx
@@ -1385,6 +1453,31 @@ fn make_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids are UUIDs of version 4, variant 10, and do not repeat, also
+    /// across threads started at the same moment.
+    #[test]
+    fn random_ids_are_v4_uuids_and_unique() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..5000).map(|_| random_id()).collect::<Vec<_>>()))
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            let parts: Vec<&str> = id.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
+            assert!(
+                id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!("89ab".contains(&parts[3][..1]), "{id}");
+        }
+    }
 
     /// The chunked, threaded copy writes and hashes exactly its input, at
     /// every size around the chunk boundaries, with and without early syncs.
