@@ -464,6 +464,19 @@ impl Inner {
             if fields[..i].iter().any(|(n, _)| n == name) {
                 return Err(Internal::Input(format!("field {name:?} is given twice")));
             }
+            // The standard fields are checked above and sent as given; an
+            // extra field would replace them unchecked (or, for the client
+            // id, break the lookup that prevents duplicates).
+            if ["summary", "description", "submitter"].contains(&name.as_str()) {
+                return Err(Internal::Input(format!(
+                    "field {name:?} is the report's own {name}: set it there, not as an extra field"
+                )));
+            }
+            if self.config.server.client_id_field.as_deref() == Some(name.as_str()) {
+                return Err(Internal::Input(format!(
+                    "field {name:?} carries the report's client id (server.client_id_field) and cannot be set"
+                )));
+            }
             let size = value.to_string().len();
             if size > p.max_field_bytes as usize {
                 return Err(Internal::Input(format!(

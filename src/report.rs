@@ -71,7 +71,9 @@ pub struct Feedback {
     /// The submitter's e-mail or login, when known; otherwise anonymous.
     pub submitter: Option<String>,
     /// Extra fields of the project's feedback source, sent as they are
-    /// (`topic: 23795`, `title: "..."`). They override the standard ones.
+    /// (`topic: 23795`, `title: "..."`). `summary`, `description`,
+    /// `submitter` and the configured client id field are refused here:
+    /// they have their own, checked, places.
     pub fields: Vec<(String, serde_json::Value)>,
     /// Files to upload.
     pub attachments: Vec<Attachment>,

@@ -146,7 +146,8 @@ impl Server {
             .header("Accept", "application/json")
             .call();
         match self.finish(result) {
-            Exchange::Answer(a) if a.status == 200 => Ok(lookup_key_of(&a.body)),
+            // Any success: a 204 or an empty body is "not found".
+            Exchange::Answer(a) if (200..300).contains(&a.status) => Ok(lookup_key_of(&a.body)),
             other => Err(other),
         }
     }

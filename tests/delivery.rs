@@ -839,3 +839,48 @@ fn a_create_completed_after_the_wait_is_a_counted_duplicate() {
         "and it is counted"
     );
 }
+
+/// A lookup answered with an empty success (204) is "not found", explained
+/// and waited on; it neither loops silently nor duplicates.
+#[test]
+fn an_empty_lookup_answer_is_not_found_and_explained() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = lookup_client(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    client.submit(feedback("lookup says nothing")).unwrap();
+    sb.inject(Fault::ActThenDrop);
+    client.flush(Duration::from_secs(10)).unwrap();
+    sb.inject(Fault::Body {
+        status: 204,
+        body: String::new(),
+    });
+    std::thread::sleep(Duration::from_millis(250));
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    let why = &r.receipts[0].error.as_ref().expect("explained").message;
+    assert!(why.contains("not found by the record lookup"), "{why}");
+    assert!(rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Failed { error, .. } if error.message == *why)));
+    let r = drain(&client, 20);
+    assert_eq!(r.pending, 0, "{r:?}");
+    assert_eq!(sb.feedback().len(), 1, "found on the next lookup");
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+}
+
+#[test]
+fn the_client_id_field_cannot_be_set_as_an_extra_field() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = lookup_client(dir.path(), &sb);
+    let err = client
+        .submit(feedback("spoof").field("ClientId", json!("not-mine")))
+        .unwrap_err();
+    assert!(
+        matches!(&err, fieldreport::Error::InvalidInput { reason } if reason.contains("client id")),
+        "{err:?}"
+    );
+    assert_eq!(client.stats().unwrap().pending, 0);
+}

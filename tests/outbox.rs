@@ -65,6 +65,14 @@ fn bad_input_gets_a_specific_error_and_changes_nothing() {
             client.submit(Feedback::new("s").field("a", json!(1)).field("a", json!(2))),
         ),
         (
+            "summary as an extra field",
+            client.submit(Feedback::new("s").field("summary", json!(5))),
+        ),
+        (
+            "description as an extra field",
+            client.submit(Feedback::new("s").field("description", json!("other"))),
+        ),
+        (
             "absurd field value",
             client.submit(Feedback::new("s").field("blob", json!("x".repeat(70_000)))),
         ),
