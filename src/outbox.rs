@@ -414,6 +414,14 @@ impl Outbox {
     /// and a fresh outbox is opened; the second value says where it went.
     pub(crate) fn open(dir: &Path, policy: &Policy) -> Result<(Outbox, Option<PathBuf>)> {
         create_private_dir(dir)?;
+        // Something other than a folder where the attachment copies belong
+        // (a file, a FIFO): kept aside, and the database opened as it is;
+        // reports whose copies were there deliver without them, each
+        // rejected attachment with its reason.
+        let files_aside = match fs::symlink_metadata(dir.join(FILES_DIR)) {
+            Ok(m) if !m.is_dir() => Some(Self::move_files_aside(dir)?),
+            _ => None,
+        };
         let lost = if Self::lost_its_database(dir) {
             Some("the outbox database is not a database file")
         } else if Self::cut_short(dir) {
@@ -426,7 +434,12 @@ impl Outbox {
             None => Self::open_db(dir, policy),
         };
         match opened {
-            Ok(o) => Ok((o, None)),
+            Ok(o) => {
+                if let Some(aside) = &files_aside {
+                    o.set_meta("moved_aside", &aside.display().to_string())?;
+                }
+                Ok((o, files_aside))
+            }
             Err(e) if lost.is_some() || is_corruption(&e) => {
                 let aside = Self::move_aside(dir)?;
                 let o = Self::open_db(dir, policy)?;
@@ -488,6 +501,15 @@ impl Outbox {
             && page_size.is_power_of_two()
             && page_size >= 512
             && meta.len() % page_size != 0
+    }
+
+    fn move_files_aside(dir: &Path) -> Result<PathBuf> {
+        let aside = dir.join(format!("corrupt-{}", now_ms()));
+        create_private_dir(&aside)?;
+        fs::rename(dir.join(FILES_DIR), aside.join(FILES_DIR))
+            .map_err(|e| Internal::io("cannot move the damaged attachment folder aside", e))?;
+        sync_dir(dir)?;
+        Ok(aside)
     }
 
     fn move_aside(dir: &Path) -> Result<PathBuf> {

@@ -390,36 +390,60 @@ fn a_directory_or_fifo_where_the_database_should_be_is_moved_aside() {
     );
 }
 
-/// `files` replaced by a regular file: refused, left as it is.
+/// `files` replaced by a regular file: the file is kept aside (never
+/// deleted), a fresh folder made, and every report delivered; the copies
+/// that were lost with the folder are rejected with their reason.
 #[test]
-fn a_file_where_the_attachment_folder_should_be_is_refused_untouched() {
+fn a_file_where_the_attachment_folder_should_be_is_moved_aside() {
     let sb = common::sandbox_unlimited();
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
-    {
+    let (plain, with_copy) = {
         let client = Client::open(fast(&dir, &sb)).expect("open");
-        client
+        let plain = client
             .submit(Feedback::new("no attachment"))
             .expect("submit");
-    }
+        let with_copy = client
+            .submit(
+                Feedback::new("its copy is lost").attach(Attachment::from_bytes(
+                    "Screenshot",
+                    "a.png",
+                    vec![1; 3000],
+                )),
+            )
+            .expect("submit");
+        (plain, with_copy)
+    };
     std::fs::remove_dir_all(dir.join("files")).expect("rm files");
     std::fs::write(dir.join("files"), b"not a folder").expect("write");
-    let err = Client::open(fast(&dir, &sb)).expect_err("refused");
-    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    let client = Client::open(fast(&dir, &sb)).expect("opens, with the file moved aside");
+    let aside = client.moved_aside().expect("says where").to_path_buf();
     assert_eq!(
-        std::fs::read(dir.join("files")).expect("untouched"),
+        std::fs::read(aside.join("files")).expect("kept"),
         b"not a folder"
     );
-    // Once it is a folder again, the report is there.
-    std::fs::remove_file(dir.join("files")).expect("rm");
-    let client = Client::open(fast(&dir, &sb)).expect("open");
-    assert_eq!(client.stats().expect("stats").pending, 1);
+    assert!(dir.join("files").is_dir(), "a fresh folder");
+    assert_eq!(
+        client.stats().expect("stats").moved_aside,
+        Some(aside.display().to_string())
+    );
+    let r = common::drain(&client, 10);
+    assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
+    assert_eq!(
+        client.report(plain).expect("report").state,
+        ReportState::Delivered
+    );
+    let lost = client.report(with_copy).expect("report");
+    assert_eq!(lost.state, ReportState::Delivered);
+    assert_eq!(lost.attachments[0].state, AttachmentState::Rejected);
+    assert!(lost.attachments[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("missing")));
+    assert_eq!(sb.feedback().len(), 2);
     figures(
         "hostile_files_not_a_folder",
-        &[
-            ("behaviour", "refused_storage_error".into()),
-            ("lost", "0".into()),
-        ],
+        &[("behaviour", "moved_aside".into()), ("lost", "0".into())],
     );
 }
 
