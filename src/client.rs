@@ -113,6 +113,10 @@ impl Client {
             janitors: Mutex::new(Vec::new()),
             config,
         });
+        outbox::ensure_reserve(
+            &inner.config.outbox_dir,
+            inner.config.policy.disk_reserve_bytes,
+        );
         let (evictions, doomed) = inner.db(|o| o.expire(&inner.config.policy))?;
         outbox::remove_files(&doomed);
         for e in evictions {
@@ -339,6 +343,24 @@ impl Inner {
 
     pub(crate) fn db<T>(&self, f: impl FnOnce(&mut Outbox) -> Result<T>) -> Result<T> {
         f(&mut self.lock_outbox())
+    }
+
+    /// `db` for delivery: on a full disk it gives up the disk reserve and
+    /// tries once more (each call is one transaction or statement, rolled
+    /// back when it failed), so that a full disk does not also stop the
+    /// deliveries that would free it.
+    fn ddb<T>(&self, mut f: impl FnMut(&mut Outbox) -> Result<T>) -> Result<T> {
+        let mut outbox = self.lock_outbox();
+        match f(&mut outbox) {
+            Err(e)
+                if e.is_storage_full()
+                    && self.config.policy.disk_reserve_bytes > 0
+                    && outbox::release_reserve(&self.config.outbox_dir) =>
+            {
+                f(&mut outbox)
+            }
+            other => other,
+        }
     }
 
     /// Deletes the copies of a delivered report on a helper thread:
@@ -825,7 +847,7 @@ impl Inner {
         if !self.is_online() {
             return self.finish(result, Some("offline (as the app reported)".into()));
         }
-        let (evictions, doomed) = self.db(|o| o.expire(&self.config.policy))?;
+        let (evictions, doomed) = self.ddb(|o| o.expire(&self.config.policy))?;
         outbox::remove_files(&doomed);
         for e in evictions {
             self.emit(Event::Evicted {
@@ -842,7 +864,7 @@ impl Inner {
                 );
             }
         }
-        let not_before = self.db(|o| o.meta_i64("not_before"))?;
+        let not_before = self.ddb(|o| o.meta_i64("not_before"))?;
         if now < not_before {
             return self.finish(
                 result,
@@ -852,8 +874,8 @@ impl Inner {
                 )),
             );
         }
-        let mut window = self.db(|o| o.rate_window())?;
-        let due = self.db(|o| o.due(now))?;
+        let mut window = self.ddb(|o| o.rate_window())?;
+        let due = self.ddb(|o| o.due(now))?;
         let mut due = due.into_iter().peekable();
         let mut stop = None;
         // A report whose create was marked as about to leave, and not sent.
@@ -889,17 +911,25 @@ impl Inner {
         }
         if let Some(id) = premarked {
             // Not sent after all: not in doubt.
-            self.db(|o| o.set_create_sent_cleared(id))?;
+            self.ddb(|o| o.set_create_sent_cleared(id))?;
         }
         if self.config.policy.max_requests_per_sec > 0 && !result.receipts.is_empty() {
             // With the send times as they were, for the next flush.
-            self.db(|o| o.save_rate_window(&window))?;
+            self.ddb(|o| o.save_rate_window(&window))?;
         }
         self.finish(result, stop)
     }
 
     fn finish(&self, mut result: FlushResult, stopped: Option<String>) -> Result<FlushResult> {
-        let (pending, dead) = self.db(|o| o.count_pending_dead())?;
+        // Given up on a full disk: made again once there is room, counting
+        // the room that the delivered copies leave (rare, so waiting here for
+        // their deletion costs the usual flush nothing).
+        let reserve = self.config.policy.disk_reserve_bytes;
+        if !outbox::has_reserve(&self.config.outbox_dir, reserve) {
+            self.join_janitors();
+            outbox::ensure_reserve(&self.config.outbox_dir, reserve);
+        }
+        let (pending, dead) = self.ddb(|o| o.count_pending_dead())?;
         result.pending = pending;
         result.dead = dead;
         result.stopped = stopped;
@@ -918,7 +948,7 @@ impl Inner {
         }
         if per_sec > 0 {
             window.record(per_sec, now_ms() as u64);
-            self.db(|o| o.save_rate_window(window))?;
+            self.ddb(|o| o.save_rate_window(window))?;
             // The save waits for the disk (an fsync, slow on some devices)
             // and the request leaves only after it: stamp it when it does,
             // or the server sees the requests closer than we spaced them.
@@ -937,7 +967,7 @@ impl Inner {
         deadline: Instant,
         chain: &mut Chain,
     ) -> Result<Outcome> {
-        let mut row = self.db(|o| o.load(id))?;
+        let mut row = self.ddb(|o| o.load(id))?;
         let mut receipt = Receipt {
             id,
             state: row.state,
@@ -1006,7 +1036,7 @@ impl Inner {
                 .server()
                 .upload(&url, &att.path, &att.file_name, &att.content_type);
             match delivery::judge(&exchange, SystemTime::now()) {
-                Verdict::Success => self.db(|o| o.mark_uploaded(att.id))?,
+                Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {
                     let reason = format!(
                         "the server refused it ({}): {}",
@@ -1031,7 +1061,7 @@ impl Inner {
         if stop.is_some() {
             return Ok(Outcome { receipt, stop });
         }
-        let (doomed, marked) = self.db(|o| o.mark_delivered(id, chain.next))?;
+        let (doomed, marked) = self.ddb(|o| o.mark_delivered(id, chain.next))?;
         chain.marked_next = marked;
         self.discard_later(doomed);
         receipt.state = ReportState::Delivered;
@@ -1057,7 +1087,7 @@ impl Inner {
         reason: &str,
         receipt: &mut Receipt,
     ) -> Result<()> {
-        self.db(|o| o.mark_rejected(att_id, reason))?;
+        self.ddb(|o| o.mark_rejected(att_id, reason))?;
         receipt
             .rejected_attachments
             .push(format!("{file_name}: {reason}"));
@@ -1113,18 +1143,18 @@ impl Inner {
                         }
                         // Sent again: a duplicate if the server still
                         // creates the first one, later than that.
-                        self.db(|o| o.bump_meta("ambiguous_resends"))?;
+                        self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
                     }
                     Err(exchange) => {
                         return self.judge_failure(row, &exchange, receipt, true);
                     }
                 }
             } else {
-                self.db(|o| o.bump_meta("ambiguous_resends"))?;
+                self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
             }
         }
         if !chain.premarked {
-            self.db(|o| o.mark_create_sent(id))?;
+            self.ddb(|o| o.mark_create_sent(id))?;
         }
         self.pace(window)?;
         let exchange = self.server().create_feedback(&row.payload);
@@ -1171,7 +1201,7 @@ impl Inner {
         // not act: the create is not in doubt any more. A request cut off
         // after it went out stays in doubt.
         if matches!(exchange, Exchange::Answer(_) | Exchange::NotSent(_)) && !is_lookup {
-            self.db(|o| o.set_create_sent_cleared(id))?;
+            self.ddb(|o| o.set_create_sent_cleared(id))?;
         }
         match delivery::judge(exchange, SystemTime::now()) {
             Verdict::Success => Ok(None),
@@ -1182,8 +1212,8 @@ impl Inner {
                 if is_lookup {
                     // A broken lookup must not kill the report: fall back
                     // to sending it again, counted as a possible duplicate.
-                    self.db(|o| o.bump_meta("ambiguous_resends"))?;
-                    self.db(|o| o.set_create_sent_cleared(id))?;
+                    self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
+                    self.ddb(|o| o.set_create_sent_cleared(id))?;
                     let retry = DeliveryError {
                         message: format!(
                             "record lookup failed ({}); the create will be sent again",
@@ -1251,7 +1281,7 @@ impl Inner {
             .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
         let next = if finished { chain.next } else { None };
         let (doomed, marked) =
-            self.db(|o| o.store_created(row.id, created, &pairs, finished, next))?;
+            self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))?;
         chain.marked_next = marked;
         self.discard_later(doomed);
         row.state = ReportState::Created;
@@ -1300,7 +1330,7 @@ impl Inner {
             let nb = nb.min(SystemTime::now() + MAX_SERVER_WAIT);
             next = next.max(nb);
             // The server's word holds for every report, in every process.
-            self.db(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
+            self.ddb(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
         }
         self.schedule(id, &error, next, receipt)?;
         Ok(Some(match error.status {
@@ -1320,11 +1350,11 @@ impl Inner {
         receipt: &mut Receipt,
     ) -> Result<()> {
         let max = self.config.policy.max_attempts;
-        let dead = self.db(|o| o.record_failure(id, error, outbox::to_ms(next), max))?;
+        let dead = self.ddb(|o| o.record_failure(id, error, outbox::to_ms(next), max))?;
         receipt.error = Some(error.clone());
         if dead {
             receipt.state = ReportState::Dead;
-            let status = self.db(|o| o.status(id))?;
+            let status = self.ddb(|o| o.status(id))?;
             self.emit(Event::Dead {
                 id,
                 error: status.last_error.unwrap_or_else(|| error.clone()),
@@ -1340,7 +1370,7 @@ impl Inner {
     }
 
     fn kill(&self, id: ReportId, error: DeliveryError, receipt: &mut Receipt) -> Result<()> {
-        self.db(|o| o.mark_dead(id, &error))?;
+        self.ddb(|o| o.mark_dead(id, &error))?;
         receipt.state = ReportState::Dead;
         receipt.error = Some(error.clone());
         self.emit(Event::Dead { id, error });
@@ -1350,7 +1380,7 @@ impl Inner {
     fn pause(&self, error: DeliveryError, receipt: &mut Receipt) -> Result<String> {
         let fp = self.server().api_key().fingerprint();
         let probe_at = now_ms() + self.config.policy.auth_probe_interval.as_millis() as i64;
-        self.db(|o| o.set_meta("auth_pause", &format!("{fp}|{probe_at}")))?;
+        self.ddb(|o| o.set_meta("auth_pause", &format!("{fp}|{probe_at}")))?;
         receipt.error = Some(error.clone());
         let msg = format!(
             "paused: the server refused the API key ({}: {})",

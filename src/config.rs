@@ -266,6 +266,12 @@ pub struct Policy {
     pub busy_timeout: Duration,
     /// Submit durability.
     pub durability: Durability,
+    /// Disk space held in reserve in the outbox folder (a file of zeros,
+    /// made at open while there is room). When the disk fills up, `submit`
+    /// is refused but delivery gives the reserve up, so that the reports
+    /// already queued can still be sent, and their copies deleted, which
+    /// frees the disk. Made again once there is room. `0`: no reserve.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for Policy {
@@ -294,6 +300,7 @@ impl Default for Policy {
             keep_delivered: Duration::from_secs(7 * 24 * 3600),
             busy_timeout: Duration::from_secs(10),
             durability: Durability::Full,
+            disk_reserve_bytes: 1024 * 1024,
         }
     }
 }

@@ -1251,6 +1251,49 @@ pub(crate) fn open_lock(path: &Path) -> Result<File> {
         .map_err(|e| Internal::io(format!("cannot open {}", path.display()), e))
 }
 
+/// Name of the disk reserve in the outbox folder (see
+/// [`Policy::disk_reserve_bytes`]).
+const RESERVE_NAME: &str = "reserve";
+
+/// Makes the disk reserve if it is missing and there is room: real blocks
+/// (zeros written, not a sparse file), synced. On a full disk it leaves
+/// nothing behind and says so.
+pub(crate) fn ensure_reserve(dir: &Path, bytes: u64) -> bool {
+    if has_reserve(dir, bytes) {
+        return true;
+    }
+    let path = dir.join(RESERVE_NAME);
+    let tmp = dir.join(format!("{TMP_PREFIX}{RESERVE_NAME}"));
+    // Left by a process killed while making it.
+    let _ = fs::remove_file(&tmp);
+    let made = (|| -> io::Result<()> {
+        let mut f = private_file_options().open(&tmp)?;
+        let zeros = vec![0u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            f.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, &path)
+    })();
+    if made.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    made.is_ok()
+}
+
+/// True when the reserve is in place (or none is wanted).
+pub(crate) fn has_reserve(dir: &Path, bytes: u64) -> bool {
+    bytes == 0 || dir.join(RESERVE_NAME).exists()
+}
+
+/// Gives the disk reserve up; `true` if there was one.
+pub(crate) fn release_reserve(dir: &Path) -> bool {
+    fs::remove_file(dir.join(RESERVE_NAME)).is_ok()
+}
+
 /// Deletes files after the transaction that disowned them committed.
 pub(crate) fn remove_files(paths: &[PathBuf]) {
     for p in paths {

@@ -224,7 +224,7 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
     }
     assert_eq!(db_refusals, 1, "the database never ran out of room");
 
-    // Opening and flushing on a full disk: refused or harmless, never a loss.
+    // Opening on a full disk: refused or harmless, never a loss.
     let second = Client::open(cfg.clone());
     let second_open = match &second {
         Ok(_) => "ok",
@@ -232,18 +232,6 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
         Err(e) => panic!("opening on a full disk gave {e:?}"),
     };
     drop(second);
-    let flush_on_full = match client.flush(Duration::from_secs(20)) {
-        Ok(r) => {
-            println!("flush on a full disk: {r:?}");
-            "ok"
-        }
-        Err(Error::StorageFull) => {
-            assert!(sb.requests().is_empty(), "a refused flush sent requests");
-            "storage_full"
-        }
-        Err(e) => panic!("a flush on a full disk gave {e:?}"),
-    };
-    println!("on a full disk: second open {second_open}, flush {flush_on_full}");
 
     // The reports accepted earlier are intact, and nothing half-written lies about.
     for (id, (summary, shas)) in &accepted {
@@ -263,7 +251,73 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
         "the copies are exactly the accepted attachments"
     );
 
-    // Space returns: everything is delivered, and the refused report now fits.
+    // Flushing on the full disk: the outbox's reserve is given up, so the
+    // queued reports are delivered (and their copies deleted, which frees
+    // the disk) without waiting for someone else to make room.
+    assert!(dir.join("reserve").exists(), "a reserve was made at open");
+    // The worst case: an empty write-ahead log (just checkpointed), so any
+    // commit must grow a file on a disk with no room left. Without a
+    // reserve (policy 0) the flush is refused, as it was before reserves
+    // existed.
+    std::fs::remove_file(&filler).expect("make room for the checkpoint");
+    rusqlite::Connection::open(dir.join("outbox.sqlite"))
+        .expect("db")
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .expect("checkpoint");
+    fill(&filler);
+    let no_reserve = Client::open(fieldreport::Config {
+        policy: fieldreport::Policy {
+            disk_reserve_bytes: 0,
+            ..cfg.policy.clone()
+        },
+        ..cfg.clone()
+    })
+    .expect("open");
+    let without = no_reserve.flush(Duration::from_secs(20));
+    assert_eq!(without.map(|r| r.pending), Err(Error::StorageFull));
+    assert!(sb.requests().is_empty(), "a refused flush sent requests");
+    drop(no_reserve);
+    assert!(
+        dir.join("reserve").exists(),
+        "a client without one leaves it"
+    );
+    let r = client
+        .flush(Duration::from_secs(20))
+        .expect("flush on a full disk");
+    assert_eq!(
+        (r.pending, r.dead),
+        (0, 0),
+        "all delivered on a full disk: {r:?}"
+    );
+    assert_eq!(sb.feedback().len(), accepted.len(), "each created once");
+    let flush_on_full = "delivered";
+    // Submitting on the still full disk is refused as before, once the
+    // database's own free room is used: the reserve (made again from what
+    // the delivered copies freed) is for delivery, not for more reports.
+    fill(&filler);
+    assert!(dir.join("reserve").exists(), "made again after the flush");
+    let mut refused_again = false;
+    for i in 0..50 {
+        let summary = format!("still no room {i}");
+        match client.submit(Feedback::new(&summary).description("d".repeat(90_000))) {
+            Ok(id) => {
+                accepted.insert(id, (summary, vec![]));
+            }
+            Err(Error::StorageFull) => {
+                refused_again = true;
+                break;
+            }
+            Err(e) => panic!("a full disk gave {e:?}"),
+        }
+    }
+    assert!(refused_again, "the database never ran out of room");
+    assert!(
+        dir.join("reserve").exists(),
+        "a submit never takes the reserve"
+    );
+    println!("on a full disk: second open {second_open}, flush {flush_on_full}");
+
+    // Space returns: the reserve is made again, and the refused report now fits.
     std::fs::remove_file(&filler).expect("remove filler");
     let again = client
         .submit(
@@ -273,6 +327,7 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
         .expect("submit once there is room");
     let r = common::drain(&client, 20);
     assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
+    assert!(dir.join("reserve").exists(), "the reserve is back");
     for id in accepted.keys().chain([&again]) {
         let r = client.report(*id).expect("report");
         assert_eq!(r.state, ReportState::Delivered, "report {id}");
