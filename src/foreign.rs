@@ -401,6 +401,62 @@ impl CrashReport {
     }
 }
 
+/// One report of a batch; see [`core_report::Submission`].
+#[derive(Debug, Clone)]
+pub enum Submission {
+    Feedback { feedback: Feedback },
+    Crash { crash: CrashReport },
+}
+
+impl Submission {
+    fn into_core(self) -> Result<core_report::Submission> {
+        Ok(match self {
+            Submission::Feedback { feedback } => {
+                core_report::Submission::Feedback(feedback.into_core()?)
+            }
+            Submission::Crash { crash } => core_report::Submission::Crash(crash.into_core()?),
+        })
+    }
+}
+
+/// Converts a batch, naming the item a conversion error is about the way
+/// the core names it (`batch item N: ` before the reason, same kind).
+fn batch_into_core(reports: Vec<Submission>) -> Result<Vec<core_report::Submission>> {
+    reports
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| r.into_core().map_err(|e| in_batch(index, e)))
+        .collect()
+}
+
+/// `e`, about item `index` of a batch: the reason (when it has one) starts
+/// with `batch item N: `, as in the core's errors about a batch item.
+fn in_batch(index: usize, e: FieldReportError) -> FieldReportError {
+    let at = |reason: String| format!("batch item {index}: {reason}");
+    match e {
+        FieldReportError::InvalidConfig { reason } => {
+            FieldReportError::InvalidConfig { reason: at(reason) }
+        }
+        FieldReportError::InvalidInput { reason } => {
+            FieldReportError::InvalidInput { reason: at(reason) }
+        }
+        FieldReportError::AttachmentUnreadable { name, reason } => {
+            FieldReportError::AttachmentUnreadable {
+                name,
+                reason: at(reason),
+            }
+        }
+        FieldReportError::OutboxFull { reason } => {
+            FieldReportError::OutboxFull { reason: at(reason) }
+        }
+        FieldReportError::Storage { reason } => FieldReportError::Storage { reason: at(reason) },
+        FieldReportError::InvalidState { reason } => {
+            FieldReportError::InvalidState { reason: at(reason) }
+        }
+        other => other,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // What comes out
 // ---------------------------------------------------------------------------
@@ -786,6 +842,10 @@ impl FieldReportClient {
         Ok(self.inner.submit_crash(crash.into_core()?)?)
     }
 
+    fn submit_many(&self, reports: Vec<Submission>) -> Result<Vec<i64>> {
+        Ok(self.inner.submit_many(batch_into_core(reports)?)?)
+    }
+
     fn flush(&self, budget: Duration) -> Result<FlushResult> {
         Ok(self.inner.flush(budget)?.into())
     }
@@ -974,6 +1034,89 @@ mod tests {
             FieldReportError::from(CoreError::NotFound { id: 3 }),
             FieldReportError::NotFound { id: 3 }
         );
+    }
+
+    fn feedback(summary: &str) -> Feedback {
+        Feedback {
+            summary: summary.into(),
+            description: None,
+            submitter: None,
+            fields: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+
+    fn crash_text(text: Option<&str>) -> CrashReport {
+        CrashReport {
+            text: text.map(Into::into),
+            path: None,
+            summary: None,
+            description: None,
+            submitter: None,
+            file_name: None,
+            fields: Vec::new(),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_item_that_does_not_convert_is_named() {
+        let batch = vec![
+            Submission::Feedback {
+                feedback: feedback("fine"),
+            },
+            Submission::Crash {
+                crash: crash_text(None),
+            },
+        ];
+        match batch_into_core(batch) {
+            Err(FieldReportError::InvalidInput { reason }) => {
+                assert!(reason.starts_with("batch item 1: "), "{reason}");
+                assert!(reason.contains("neither text nor path"), "{reason}");
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        let e = in_batch(2, FieldReportError::NotFound { id: 9 });
+        assert_eq!(e, FieldReportError::NotFound { id: 9 });
+    }
+
+    #[test]
+    fn submit_many_is_all_or_nothing_with_ids_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = FieldReportClient::new(config(dir.path().to_str().unwrap())).unwrap();
+        let ids = client
+            .submit_many(vec![
+                Submission::Feedback {
+                    feedback: feedback("first"),
+                },
+                Submission::Crash {
+                    crash: crash_text(Some("panic: second")),
+                },
+            ])
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[1], ids[0] + 1);
+        assert_eq!(client.report(ids[0]).unwrap().kind, ReportKind::Feedback);
+        assert_eq!(client.report(ids[1]).unwrap().kind, ReportKind::Crash);
+        assert_eq!(client.submit_many(Vec::new()).unwrap(), Vec::<i64>::new());
+
+        // The core's own refusal of item 1 (a blank summary), after item 0
+        // converted and was checked: nothing of the batch is stored.
+        let refused = client.submit_many(vec![
+            Submission::Feedback {
+                feedback: feedback("would be fine"),
+            },
+            Submission::Feedback {
+                feedback: feedback("   "),
+            },
+        ]);
+        match refused {
+            Err(FieldReportError::InvalidInput { reason }) => {
+                assert!(reason.starts_with("batch item 1: "), "{reason}")
+            }
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+        assert_eq!(client.stats().unwrap().pending, 2);
     }
 
     #[test]

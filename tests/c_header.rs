@@ -66,6 +66,7 @@ fn header_declares_the_whole_api() {
         "fieldreport_client_open",
         "fieldreport_client_submit",
         "fieldreport_client_submit_crash",
+        "fieldreport_client_submit_many",
         "fieldreport_client_flush",
         "fieldreport_client_set_callback",
         "fieldreport_client_free",

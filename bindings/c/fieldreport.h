@@ -910,6 +910,38 @@ fieldreport_status fieldreport_client_submit_crash(fieldreport_client *client,
                                                    int64_t *out_id);
 
 /**
+ * Queues `feedback_count` feedback builders and `crash_count` crash
+ * builders as one batch, all or nothing: feedback first, then crashes,
+ * each in array order. Every report is checked and its attachments copied,
+ * then all are committed together. Blocks like `fieldreport_client_submit`
+ * (but with one disk sync for the whole batch); makes no network call. On
+ * failure nothing of the batch was stored.
+ *
+ * `feedback` is an array of `feedback_count` pointers and `crashes` one of
+ * `crash_count` pointers; either array may be NULL when its count is 0. No
+ * element may be NULL (`FIELDREPORT_STATUS_NULL_ARGUMENT`, naming the
+ * index). The arrays and the builders are only read: the caller still owns
+ * them. An error about one report keeps its status, and its message names
+ * the report with `batch item N:` (except `ATTACHMENT_TOO_LARGE`, which
+ * names the file, and `STORAGE_FULL`), N counting from 0 over the whole
+ * batch: item N is `feedback[N]` when N < `feedback_count`, else
+ * `crashes[N - feedback_count]`. A batch larger than the policy's
+ * `FIELDREPORT_POLICY_MAX_REPORTS` is refused with
+ * `FIELDREPORT_STATUS_OUTBOX_FULL`. Both counts 0: OK, nothing stored.
+ *
+ * `out_ids` may be NULL; otherwise it is an array of `feedback_count +
+ * crash_count` elements, owned by the caller, that receives the reports'
+ * local ids in batch order. Every element is set to 0 first, and stays 0
+ * on failure.
+ */
+fieldreport_status fieldreport_client_submit_many(fieldreport_client *client,
+                                                  const fieldreport_feedback *const *feedback,
+                                                  size_t feedback_count,
+                                                  const fieldreport_crash *const *crashes,
+                                                  size_t crash_count,
+                                                  int64_t *out_ids);
+
+/**
  * Delivers what is due, oldest first, until done or `budget_ms`
  * milliseconds are spent (a request under way is finished, within its own
  * timeouts; budgets above a day are cut to a day; 0 sends nothing). BLOCKS

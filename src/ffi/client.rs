@@ -12,7 +12,7 @@ use super::{
     fieldreport_config, fieldreport_crash, fieldreport_feedback, fieldreport_status, guard,
     guard_value, handle, json, opt_out, out, owned_string, set_last_error, text, Fail, FfiResult,
 };
-use crate::report::{ReportFilter, ReportState};
+use crate::report::{ReportFilter, ReportState, Submission};
 use crate::{Client, Error};
 
 /// The longest flush budget honoured; longer ones are cut to it.
@@ -81,6 +81,26 @@ fn refuse_in_callback(what: &str) -> FfiResult {
         ));
     }
     Ok(())
+}
+
+/// The `count` pointers of the array `p` (the argument `what`, its length
+/// the argument `count_what`): NULL is refused unless `count` is 0.
+unsafe fn array<'a, T>(
+    p: *const *const T,
+    count: usize,
+    what: &str,
+    count_what: &str,
+) -> FfiResult<&'a [*const T]> {
+    if count == 0 {
+        Ok(&[])
+    } else if p.is_null() {
+        Err(Fail::new(
+            fieldreport_status::NullArgument,
+            format!("{what} is NULL but {count_what} is {count}"),
+        ))
+    } else {
+        Ok(std::slice::from_raw_parts(p, count))
+    }
 }
 
 /// Opens (creating if needed) the outbox described by `config`, checks the
@@ -198,6 +218,76 @@ pub unsafe extern "C" fn fieldreport_client_submit_crash(
             .map_err(|e| c.fail(e))?;
         if let Some(o) = out_id {
             *o = id;
+        }
+        Ok(())
+    })
+}
+
+/// Queues `feedback_count` feedback builders and `crash_count` crash
+/// builders as one batch, all or nothing: feedback first, then crashes,
+/// each in array order. Every report is checked and its attachments copied,
+/// then all are committed together. Blocks like `fieldreport_client_submit`
+/// (but with one disk sync for the whole batch); makes no network call. On
+/// failure nothing of the batch was stored.
+///
+/// `feedback` is an array of `feedback_count` pointers and `crashes` one of
+/// `crash_count` pointers; either array may be NULL when its count is 0. No
+/// element may be NULL (`FIELDREPORT_STATUS_NULL_ARGUMENT`, naming the
+/// index). The arrays and the builders are only read: the caller still owns
+/// them. An error about one report keeps its status, and its message names
+/// the report with `batch item N:` (except `ATTACHMENT_TOO_LARGE`, which
+/// names the file, and `STORAGE_FULL`), N counting from 0 over the whole
+/// batch: item N is `feedback[N]` when N < `feedback_count`, else
+/// `crashes[N - feedback_count]`. A batch larger than the policy's
+/// `FIELDREPORT_POLICY_MAX_REPORTS` is refused with
+/// `FIELDREPORT_STATUS_OUTBOX_FULL`. Both counts 0: OK, nothing stored.
+///
+/// `out_ids` may be NULL; otherwise it is an array of `feedback_count +
+/// crash_count` elements, owned by the caller, that receives the reports'
+/// local ids in batch order. Every element is set to 0 first, and stays 0
+/// on failure.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_client_submit_many(
+    client: *mut fieldreport_client,
+    feedback: *const *const fieldreport_feedback,
+    feedback_count: usize,
+    crashes: *const *const fieldreport_crash,
+    crash_count: usize,
+    out_ids: *mut i64,
+) -> fieldreport_status {
+    guard(|| {
+        // An array longer than this cannot exist in memory.
+        const MAX_ITEMS: usize = isize::MAX as usize / std::mem::size_of::<i64>();
+        let total = feedback_count
+            .checked_add(crash_count)
+            .filter(|n| *n <= MAX_ITEMS)
+            .ok_or_else(|| {
+                Fail::input(format!(
+                    "feedback_count ({feedback_count}) + crash_count ({crash_count}) is too large"
+                ))
+            })?;
+        let out_ids = if out_ids.is_null() || total == 0 {
+            None
+        } else {
+            let ids = std::slice::from_raw_parts_mut(out_ids, total);
+            ids.fill(0);
+            Some(ids)
+        };
+        let c = client_ref(client)?;
+        let feedback = array(feedback, feedback_count, "feedback", "feedback_count")?;
+        let crashes = array(crashes, crash_count, "crashes", "crash_count")?;
+        let mut batch = Vec::with_capacity(total.min(4096));
+        for (i, f) in feedback.iter().enumerate() {
+            let f = handle(*f, &format!("feedback[{i}]"))?;
+            batch.push(Submission::Feedback(f.to_feedback()));
+        }
+        for (i, k) in crashes.iter().enumerate() {
+            let k = handle(*k, &format!("crashes[{i}]"))?;
+            batch.push(Submission::Crash(k.to_crash()));
+        }
+        let ids = c.client.submit_many(batch).map_err(|e| c.fail(e))?;
+        if let Some(o) = out_ids {
+            o.copy_from_slice(&ids);
         }
         Ok(())
     })

@@ -690,6 +690,148 @@ static void test_bad_inputs(fieldreport_client *c, const char *outbox) {
     free(shot);
 }
 
+/* A report's JSON document contains `needle`. */
+static int report_has(fieldreport_client *c, int64_t id, const char *needle) {
+    char *json = NULL;
+    int found = fieldreport_client_report_json(c, id, &json) == FIELDREPORT_STATUS_OK && json &&
+                strstr(json, needle) != NULL;
+    fieldreport_string_free(json);
+    return found;
+}
+
+static void test_submit_many(fieldreport_client *c, const char *outbox) {
+    char *files_dir = join(outbox, "files");
+    char *missing = join(g_dir, "no-such-batch-file.png");
+    char summary0[128], summary1[128], crash_log[128];
+    fieldreport_feedback *fb0 = NULL, *fb1 = NULL, *blank = NULL, *missing_att = NULL;
+    fieldreport_crash *crash0 = NULL, *crash_empty = NULL;
+    const fieldreport_feedback *fbs[2];
+    const fieldreport_crash *crashes[2];
+    fieldreport_flush_result *result = NULL;
+    fieldreport_report_state state;
+    fieldreport_stats stats;
+    snapshot before, after;
+    int64_t ids[4];
+    size_t i;
+
+    snprintf(summary0, sizeof summary0, "Batch feedback zero (pid %ld)", (long)getpid());
+    snprintf(summary1, sizeof summary1, "Batch feedback one (pid %ld)", (long)getpid());
+    snprintf(crash_log, sizeof crash_log, "panic: batch crash two (pid %ld)\nat main.c:1",
+             (long)getpid());
+    CHECK_OK(fieldreport_feedback_new(summary0, &fb0));
+    CHECK_OK(fieldreport_feedback_attach_bytes(fb0, "Log", "batch-zero.txt",
+                                               (const uint8_t *)"batch bytes\n", 12, NULL));
+    CHECK_OK(fieldreport_feedback_new(summary1, &fb1));
+    CHECK_OK(fieldreport_feedback_set_field_int(fb1, "topic", 4242));
+    CHECK_OK(fieldreport_crash_new_text(crash_log, &crash0));
+    CHECK_OK(fieldreport_feedback_new("   ", &blank));
+    CHECK_OK(fieldreport_feedback_new("batch item with a missing file", &missing_att));
+    CHECK_OK(fieldreport_feedback_attach_file(missing_att, "Screenshot", missing, NULL, NULL));
+    CHECK_OK(fieldreport_crash_new_text("", &crash_empty));
+
+    /* Feedback first, then crashes, each in array order; ids in that order. */
+    fbs[0] = fb0;
+    fbs[1] = fb1;
+    crashes[0] = crash0;
+    for (i = 0; i < 4; i++) ids[i] = -1;
+    CHECK_OK(fieldreport_client_submit_many(c, fbs, 2, crashes, 1, ids));
+    CHECK(ids[0] > 0 && ids[1] > ids[0] && ids[2] > ids[1]);
+    CHECK(ids[3] == -1); /* only feedback_count + crash_count elements are written */
+    CHECK(report_has(c, ids[0], summary0) && report_has(c, ids[0], "\"kind\":\"feedback\""));
+    CHECK(report_has(c, ids[1], summary1) && report_has(c, ids[1], "\"kind\":\"feedback\""));
+    CHECK(report_has(c, ids[2], "batch crash two") && report_has(c, ids[2], "\"kind\":\"crash\""));
+    CHECK_OK(fieldreport_client_report_state(c, ids[0], &state));
+    CHECK((int)state == FIELDREPORT_REPORT_STATE_QUEUED);
+    CHECK_OK(fieldreport_client_stats(c, &stats));
+    CHECK(stats.pending == 3);
+
+    /* Delivered like single submits, oldest first. */
+    CHECK_OK(fieldreport_client_flush(c, 60000, &result));
+    CHECK(fieldreport_flush_result_receipt_count(result) == 3);
+    CHECK(fieldreport_flush_result_pending(result) == 0);
+    for (i = 0; i < 3; i++) {
+        const fieldreport_receipt *r = fieldreport_flush_result_receipt(result, i);
+        CHECK(r != NULL && r->id == ids[i] && (int)r->state == FIELDREPORT_REPORT_STATE_DELIVERED &&
+              r->server_key && strncmp(r->server_key, "BUG-", 4) == 0);
+    }
+    fieldreport_flush_result_free(result);
+    CHECK(sandbox_has(summary0) && sandbox_has(summary1) && sandbox_has("batch crash two"));
+    CHECK(sandbox_has("batch-zero.txt") && sandbox_has("\"topic\":4242"));
+
+    /* The builders were only read: still the caller's, and usable again.
+     * out_ids may be NULL. */
+    CHECK_OK(fieldreport_client_submit_many(c, fbs, 1, NULL, 0, NULL));
+    CHECK_OK(fieldreport_client_stats(c, &stats));
+    CHECK(stats.pending == 1);
+    CHECK_OK(fieldreport_client_flush(c, 60000, NULL));
+    /* The copies of delivered reports are deleted on a helper thread: wait
+     * for that, so that the snapshots below compare a settled outbox. */
+    for (i = 0; i < 200 && count_files(files_dir) != 0; i++) sleep_ms(50);
+    CHECK(count_files(files_dir) == 0);
+
+    /* An empty batch: OK, nothing stored, nothing written to out_ids. */
+    before = take(c, files_dir);
+    ids[0] = 77;
+    CHECK_OK(fieldreport_client_submit_many(c, NULL, 0, NULL, 0, ids));
+    CHECK_OK(fieldreport_client_submit_many(c, fbs, 0, crashes, 0, NULL));
+    CHECK(ids[0] == 77);
+    after = take(c, files_dir);
+    CHECK(before.reports && after.reports && strcmp(before.reports, after.reports) == 0 &&
+          before.files == after.files);
+    fieldreport_string_free(before.reports);
+    fieldreport_string_free(after.reports);
+
+    /* One bad item refuses the whole batch with that item's status, names
+     * it (counting feedback first, then crashes) and stores nothing: not
+     * even the staged copy of item 0's attachment. out_ids are all 0. */
+    fbs[1] = blank;
+    for (i = 0; i < 4; i++) ids[i] = 99;
+    BAD(fieldreport_client_submit_many(c, fbs, 2, crashes, 1, ids), FIELDREPORT_STATUS_INVALID_INPUT);
+    CHECK(strstr(g_refusal, "batch item 1") != NULL && strstr(g_refusal, "summary") != NULL);
+    CHECK(ids[0] == 0 && ids[1] == 0 && ids[2] == 0 && ids[3] == 99);
+
+    fbs[1] = fb1;
+    crashes[1] = crash_empty;
+    BAD(fieldreport_client_submit_many(c, fbs, 2, crashes, 2, ids), FIELDREPORT_STATUS_INVALID_INPUT);
+    CHECK(strstr(g_refusal, "batch item 3") != NULL);
+    CHECK(ids[0] == 0 && ids[3] == 0);
+
+    fbs[1] = missing_att;
+    BAD(fieldreport_client_submit_many(c, fbs, 2, crashes, 1, ids),
+        FIELDREPORT_STATUS_ATTACHMENT_UNREADABLE);
+    CHECK(strstr(g_refusal, "batch item 1") != NULL &&
+          strstr(g_refusal, "no-such-batch-file.png") != NULL);
+
+    /* NULL arrays with a count, NULL elements, a NULL client. */
+    fbs[1] = fb1;
+    for (i = 0; i < 4; i++) ids[i] = 99;
+    BAD(fieldreport_client_submit_many(NULL, fbs, 2, crashes, 1, ids), FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(ids[0] == 0 && ids[1] == 0 && ids[2] == 0); /* reset even then */
+    BAD(fieldreport_client_submit_many(c, NULL, 2, crashes, 1, ids), FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(strstr(g_refusal, "feedback is NULL") != NULL);
+    BAD(fieldreport_client_submit_many(c, fbs, 2, NULL, 1, ids), FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(strstr(g_refusal, "crashes is NULL") != NULL);
+    fbs[1] = NULL;
+    BAD(fieldreport_client_submit_many(c, fbs, 2, crashes, 1, ids), FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(strstr(g_refusal, "feedback[1]") != NULL);
+    fbs[1] = fb1;
+    crashes[0] = NULL;
+    BAD(fieldreport_client_submit_many(c, fbs, 2, crashes, 1, NULL), FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(strstr(g_refusal, "crashes[0]") != NULL);
+    /* Counts no array can hold are refused before anything is read. */
+    BAD(fieldreport_client_submit_many(c, fbs, SIZE_MAX, crashes, 1, NULL), FIELDREPORT_STATUS_INVALID_INPUT);
+    CHECK(strstr(g_refusal, "too large") != NULL);
+
+    fieldreport_feedback_free(fb0);
+    fieldreport_feedback_free(fb1);
+    fieldreport_feedback_free(blank);
+    fieldreport_feedback_free(missing_att);
+    fieldreport_crash_free(crash0);
+    fieldreport_crash_free(crash_empty);
+    free(missing);
+    free(files_dir);
+}
+
 static int64_t submit_simple(fieldreport_client *c, const char *summary) {
     fieldreport_feedback *fb = NULL;
     int64_t id = 0;
@@ -879,14 +1021,16 @@ static void test_limits(void) {
     char *outbox = join(g_dir, "limits");
     fieldreport_config *cfg = make_config(outbox);
     fieldreport_client *c = NULL;
-    fieldreport_feedback *fb = NULL;
+    fieldreport_feedback *fb = NULL, *big_fb = NULL;
+    const fieldreport_feedback *batch[3];
     char *files_dir = join(outbox, "files");
     unsigned char big[100];
-    int64_t id = 0;
+    int64_t id = 0, ids[3];
 
     memset(big, 'x', sizeof big);
     CHECK_OK(fieldreport_config_set_policy(cfg, FIELDREPORT_POLICY_MAX_ATTACHMENT_BYTES, 10));
     CHECK_OK(fieldreport_config_set_policy(cfg, FIELDREPORT_POLICY_MAX_ATTACHMENTS, 1));
+    CHECK_OK(fieldreport_config_set_policy(cfg, FIELDREPORT_POLICY_MAX_REPORTS, 2));
     CHECK_OK(fieldreport_client_open(cfg, &c));
     fieldreport_config_free(cfg);
 
@@ -896,6 +1040,25 @@ static void test_limits(void) {
     CHECK_OK(fieldreport_feedback_attach_bytes(fb, "Log", "b.txt", big, 1, NULL));
     BAD(fieldreport_client_submit(c, fb, &id), FIELDREPORT_STATUS_INVALID_INPUT);
     fieldreport_feedback_free(fb);
+
+    /* A batch larger than MAX_REPORTS is refused as a whole; so is one
+     * with an attachment over the limit (named by its file). */
+    CHECK_OK(fieldreport_feedback_new("Small enough", &fb));
+    batch[0] = batch[1] = batch[2] = fb;
+    BAD(fieldreport_client_submit_many(c, batch, 3, NULL, 0, ids), FIELDREPORT_STATUS_OUTBOX_FULL);
+    CHECK(ids[0] == 0 && ids[1] == 0 && ids[2] == 0);
+    CHECK_OK(fieldreport_feedback_new("Too big, in a batch", &big_fb));
+    CHECK_OK(fieldreport_feedback_attach_bytes(big_fb, "Log", "big-in-batch.txt", big, sizeof big, NULL));
+    batch[1] = big_fb;
+    BAD(fieldreport_client_submit_many(c, batch, 2, NULL, 0, ids),
+        FIELDREPORT_STATUS_ATTACHMENT_TOO_LARGE);
+    CHECK(strstr(g_refusal, "big-in-batch.txt") != NULL);
+    /* Two fit. */
+    batch[1] = fb;
+    CHECK_OK(fieldreport_client_submit_many(c, batch, 2, NULL, 0, ids));
+    CHECK(ids[0] > 0 && ids[1] > ids[0]);
+    fieldreport_feedback_free(fb);
+    fieldreport_feedback_free(big_fb);
 
     fieldreport_client_free(c);
     free(files_dir);
@@ -947,6 +1110,7 @@ int main(void) {
     if (c) {
         test_happy_path(c, &rec);
         test_bad_inputs(c, outbox);
+        test_submit_many(c, outbox);
         test_dead_and_retry(c, &rec);
         test_consent_and_offline(c);
         test_auth_pause_and_redaction(c, &rec);

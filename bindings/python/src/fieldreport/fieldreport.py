@@ -593,6 +593,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash() != 26637:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_many() != 19539:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new() != 8610:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
@@ -681,6 +683,9 @@ _UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit.restype =
 _UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash.argtypes = (
 )
 _UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_many.argtypes = (
+)
+_UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_many.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new.argtypes = (
 )
 _UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new.restype = ctypes.c_uint16
@@ -790,6 +795,12 @@ _UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_crash.argtypes 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_crash.restype = ctypes.c_int64
+_UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_many.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_many.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_new.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -3670,6 +3681,131 @@ class _UniffiFfiConverterTypeFieldReportError(_UniffiConverterRustBuffer):
         if isinstance(value, FieldReportError.Closed):
             buf.write_i32(10)
 
+
+
+
+
+
+class Submission:
+    """
+    One report of a batch given to `FieldReportClient.submit_many`.
+"""
+    def __init__(self):
+        raise RuntimeError("Submission cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class FEEDBACK:
+        """
+        Feedback a person wrote.
+"""
+        
+        def __init__(self, feedback:Feedback):
+            self.feedback = feedback
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Submission.FEEDBACK(feedback={})".format(self.feedback)
+        def __eq__(self, other):
+            if not isinstance(other, Submission):
+                return NotImplemented
+            if not other.is_FEEDBACK():
+                return False
+            if self.feedback != other.feedback:
+                return False
+            return True
+
+    @dataclass
+    class CRASH:
+        """
+        A crash report.
+"""
+        
+        def __init__(self, crash:CrashReport):
+            self.crash = crash
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Submission.CRASH(crash={})".format(self.crash)
+        def __eq__(self, other):
+            if not isinstance(other, Submission):
+                return NotImplemented
+            if not other.is_CRASH():
+                return False
+            if self.crash != other.crash:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_FEEDBACK(self) -> bool:
+        return isinstance(self, Submission.FEEDBACK)
+    def is_feedback(self) -> bool:
+        return isinstance(self, Submission.FEEDBACK)
+    def is_CRASH(self) -> bool:
+        return isinstance(self, Submission.CRASH)
+    def is_crash(self) -> bool:
+        return isinstance(self, Submission.CRASH)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+Submission.FEEDBACK = type("Submission.FEEDBACK", (Submission.FEEDBACK, Submission,), {})  # type: ignore
+Submission.CRASH = type("Submission.CRASH", (Submission.CRASH, Submission,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeSubmission(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return Submission.FEEDBACK(
+                _UniffiFfiConverterTypeFeedback.read(buf),
+            )
+        if variant == 2:
+            return Submission.CRASH(
+                _UniffiFfiConverterTypeCrashReport.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_FEEDBACK():
+            _UniffiFfiConverterTypeFeedback.check_lower(value.feedback)
+            return
+        if value.is_CRASH():
+            _UniffiFfiConverterTypeCrashReport.check_lower(value.crash)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_FEEDBACK():
+            buf.write_i32(1)
+            _UniffiFfiConverterTypeFeedback.write(value.feedback, buf)
+        if value.is_CRASH():
+            buf.write_i32(2)
+            _UniffiFfiConverterTypeCrashReport.write(value.crash, buf)
+
+
+
 class _UniffiFfiConverterSequenceTypeReportStatus(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -3774,6 +3910,52 @@ class _UniffiFfiConverterOptionalTypeDeliveryListener(_UniffiConverterRustBuffer
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterSequenceTypeSubmission(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSubmission.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSubmission.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSubmission.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterInt64.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterInt64.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterInt64.read(buf) for i in range(count)
+        ]
+
 
 class FieldReportClientProtocol(typing.Protocol):
     """
@@ -3871,6 +4053,17 @@ class FieldReportClientProtocol(typing.Protocol):
     def submit_crash(self, crash: CrashReport) -> int:
         """
         Queues a crash report (the log is gzip-compressed); returns its local id.
+"""
+        raise NotImplementedError
+    def submit_many(self, reports: typing.List[Submission]) -> typing.List[int]:
+        """
+        Queues several reports at once, all or nothing, with one disk sync for
+        the whole batch; returns their local ids in the order given once all
+        are durable. An error about one report keeps its kind and names it
+        (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+        names the file instead); nothing of the batch is then stored. A batch
+        larger than the policy's `max_reports` is refused with `OutboxFull`;
+        an empty one stores nothing. No network call.
 """
         raise NotImplementedError
 
@@ -4225,6 +4418,30 @@ class FieldReportClient(FieldReportClientProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def submit_many(self, reports: typing.List[Submission]) -> typing.List[int]:
+        """
+        Queues several reports at once, all or nothing, with one disk sync for
+        the whole batch; returns their local ids in the order given once all
+        are durable. An error about one report keeps its kind and names it
+        (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+        names the file instead); nothing of the batch is then stored. A batch
+        larger than the policy's `max_reports` is refused with `OutboxFull`;
+        an empty one stores nothing. No network call.
+"""
+        
+        _UniffiFfiConverterSequenceTypeSubmission.check_lower(reports)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceTypeSubmission.lower(reports),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFieldReportError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_many,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -4277,6 +4494,7 @@ __all__ = [
     "ReportKind",
     "Event",
     "FieldReportError",
+    "Submission",
     "AppInfo",
     "Attachment",
     "AttachmentStatus",

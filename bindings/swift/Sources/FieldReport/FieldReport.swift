@@ -792,6 +792,17 @@ public protocol FieldReportClientProtocol: AnyObject, Sendable {
      */
     func submitCrash(crash: CrashReport) throws  -> Int64
     
+    /**
+     * Queues several reports at once, all or nothing, with one disk sync for
+     * the whole batch; returns their local ids in the order given once all
+     * are durable. An error about one report keeps its kind and names it
+     * (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+     * names the file instead); nothing of the batch is then stored. A batch
+     * larger than the policy's `max_reports` is refused with `OutboxFull`;
+     * an empty one stores nothing. No network call.
+     */
+    func submitMany(reports: [Submission]) throws  -> [Int64]
+    
 }
 /**
  * A feedback client bound to one outbox directory. Safe to share and call
@@ -1078,6 +1089,25 @@ open func submitCrash(crash: CrashReport)throws  -> Int64  {
     uniffi_fieldreport_fn_method_fieldreportclient_submit_crash(
             self.uniffiCloneHandle(),
         FfiConverterTypeCrashReport_lower(crash),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Queues several reports at once, all or nothing, with one disk sync for
+     * the whole batch; returns their local ids in the order given once all
+     * are durable. An error about one report keeps its kind and names it
+     * (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+     * names the file instead); nothing of the batch is then stored. A batch
+     * larger than the policy's `max_reports` is refused with `OutboxFull`;
+     * an empty one stores nothing. No network call.
+     */
+open func submitMany(reports: [Submission])throws  -> [Int64]  {
+    return try  FfiConverterSequenceInt64.lift(try rustCallWithError(FfiConverterTypeFieldReportError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldreport_fn_method_fieldreportclient_submit_many(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeSubmission.lower(reports),uniffiCallStatus
     )
 })
 }
@@ -3625,6 +3655,87 @@ public func FfiConverterTypeReportState_lower(_ value: ReportState) -> RustBuffe
 
 
 
+/**
+ * One report of a batch given to `FieldReportClient.submit_many`.
+ */
+
+public enum Submission: Equatable, Hashable {
+    
+    /**
+     * Feedback a person wrote.
+     */
+    case feedback(feedback: Feedback
+    )
+    /**
+     * A crash report.
+     */
+    case crash(crash: CrashReport
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Submission: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubmission: FfiConverterRustBuffer {
+    typealias SwiftType = Submission
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Submission {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .feedback(feedback: try FfiConverterTypeFeedback.read(from: &buf)
+        )
+        
+        case 2: return .crash(crash: try FfiConverterTypeCrashReport.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Submission, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .feedback(feedback):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeFeedback.write(feedback, into: &buf)
+            
+        
+        case let .crash(crash):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeCrashReport.write(crash, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubmission_lift(_ buf: RustBuffer) throws -> Submission {
+    return try FfiConverterTypeSubmission.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubmission_lower(_ value: Submission) -> RustBuffer {
+    return FfiConverterTypeSubmission.lower(value)
+}
+
+
+
 
 
 /**
@@ -4079,6 +4190,31 @@ fileprivate struct FfiConverterOptionCallbackInterfaceDeliveryListener: FfiConve
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceInt64: FfiConverterRustBuffer {
+    typealias SwiftType = [Int64]
+
+    public static func write(_ value: [Int64], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterInt64.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Int64] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Int64]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterInt64.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -4279,6 +4415,31 @@ fileprivate struct FfiConverterSequenceTypeReportState: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeSubmission: FfiConverterRustBuffer {
+    typealias SwiftType = [Submission]
+
+    public static func write(_ value: [Submission], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSubmission.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Submission] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Submission]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSubmission.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
     public static func write(_ value: [String: String], into buf: inout [UInt8]) {
         let len = Int32(value.count)
@@ -4382,6 +4543,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash() != 26637) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fieldreport_checksum_method_fieldreportclient_submit_many() != 19539) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldreport_checksum_constructor_fieldreportclient_new() != 8610) {

@@ -735,6 +735,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash(
     ): Int
+    external fun uniffi_fieldreport_checksum_method_fieldreportclient_submit_many(
+    ): Int
     external fun uniffi_fieldreport_checksum_constructor_fieldreportclient_new(
     ): Int
     external fun uniffi_fieldreport_checksum_method_deliverylistener_on_event(
@@ -802,6 +804,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_fieldreport_fn_method_fieldreportclient_submit_crash(`ptr`: Long,`crash`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_fieldreport_fn_method_fieldreportclient_submit_many(`ptr`: Long,`reports`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_fieldreport_fn_init_callback_vtable_deliverylistener(`vtable`: UniffiVTableCallbackInterfaceDeliveryListener,
     ): Unit
     external fun uniffi_fieldreport_fn_method_config_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -984,6 +988,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_crash() and 0xFFFF) != 26637) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_many() and 0xFFFF) != 19539) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new() and 0xFFFF) != 8610) {
@@ -1653,6 +1660,17 @@ public interface FieldReportClientInterface {
      */
     fun `submitCrash`(`crash`: CrashReport): kotlin.Long
     
+    /**
+     * Queues several reports at once, all or nothing, with one disk sync for
+     * the whole batch; returns their local ids in the order given once all
+     * are durable. An error about one report keeps its kind and names it
+     * (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+     * names the file instead); nothing of the batch is then stored. A batch
+     * larger than the policy's `max_reports` is refused with `OutboxFull`;
+     * an empty one stores nothing. No network call.
+     */
+    fun `submitMany`(`reports`: List<Submission>): List<kotlin.Long>
+    
     companion object
 }
 
@@ -2071,6 +2089,30 @@ open class FieldReportClient: Disposable, AutoCloseable, FieldReportClientInterf
         it,
         
         FfiConverterTypeCrashReport.lower(`crash`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Queues several reports at once, all or nothing, with one disk sync for
+     * the whole batch; returns their local ids in the order given once all
+     * are durable. An error about one report keeps its kind and names it
+     * (`batch item N:` in its reason, N counting from 0; `AttachmentTooLarge`
+     * names the file instead); nothing of the batch is then stored. A batch
+     * larger than the policy's `max_reports` is refused with `OutboxFull`;
+     * an empty one stores nothing. No network call.
+     */
+    @Throws(FieldReportException::class)override fun `submitMany`(`reports`: List<Submission>): List<kotlin.Long> {
+            return FfiConverterSequenceLong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(FieldReportException) { _status ->
+    UniffiLib.uniffi_fieldreport_fn_method_fieldreportclient_submit_many(
+        it,
+        
+        FfiConverterSequenceTypeSubmission.lower(`reports`),_status)
 }
     }
     )
@@ -4168,6 +4210,98 @@ public object FfiConverterTypeReportState: FfiConverterRustBuffer<ReportState> {
 
 
 
+/**
+ * One report of a batch given to `FieldReportClient.submit_many`.
+ */
+sealed class Submission {
+    
+    /**
+     * Feedback a person wrote.
+     */
+    data class Feedback(
+        val `feedback`: com.fieldreport.Feedback) : Submission()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A crash report.
+     */
+    data class Crash(
+        val `crash`: com.fieldreport.CrashReport) : Submission()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSubmission : FfiConverterRustBuffer<Submission>{
+    override fun read(buf: ByteBuffer): Submission {
+        return when(buf.getInt()) {
+            1 -> Submission.Feedback(
+                FfiConverterTypeFeedback.read(buf),
+                )
+            2 -> Submission.Crash(
+                FfiConverterTypeCrashReport.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: Submission): ULong = when(value) {
+        is Submission.Feedback -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFeedback.allocationSize(value.`feedback`)
+            )
+        }
+        is Submission.Crash -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeCrashReport.allocationSize(value.`crash`)
+            )
+        }
+    }
+
+    override fun write(value: Submission, buf: ByteBuffer) {
+        when(value) {
+            is Submission.Feedback -> {
+                buf.putInt(1)
+                FfiConverterTypeFeedback.write(value.`feedback`, buf)
+                Unit
+            }
+            is Submission.Crash -> {
+                buf.putInt(2)
+                FfiConverterTypeCrashReport.write(value.`crash`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -4653,6 +4787,34 @@ public object FfiConverterOptionalTypeDeliveryListener: FfiConverterRustBuffer<D
 /**
  * @suppress
  */
+public object FfiConverterSequenceLong: FfiConverterRustBuffer<List<kotlin.Long>> {
+    override fun read(buf: ByteBuffer): List<kotlin.Long> {
+        val len = buf.getInt()
+        return List<kotlin.Long>(len) {
+            FfiConverterLong.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.Long>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterLong.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.Long>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterLong.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -4867,6 +5029,34 @@ public object FfiConverterSequenceTypeReportState: FfiConverterRustBuffer<List<R
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeReportState.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSubmission: FfiConverterRustBuffer<List<Submission>> {
+    override fun read(buf: ByteBuffer): List<Submission> {
+        val len = buf.getInt()
+        return List<Submission>(len) {
+            FfiConverterTypeSubmission.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Submission>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSubmission.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Submission>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSubmission.write(it, buf)
         }
     }
 }

@@ -391,6 +391,92 @@ class FieldReportTest {
     }
 
     @Test
+    fun `submitMany stores a batch in order, all or nothing, and delivers it`() {
+        val logBytes = "batch log\n".repeat(100).toByteArray()
+        val files = tmp.resolve("outbox").resolve("files").toFile()
+        fun outbox(client: FieldReportClient) =
+            client.reports(ReportFilter()) to files.list()!!.sorted()
+
+        FieldReportClient(config()).use { client ->
+            val ids = client.submitMany(
+                listOf(
+                    Submission.Feedback(
+                        Feedback(
+                            summary = "batch zero",
+                            attachments = listOf(Attachment(elementKey = "Log", data = logBytes, fileName = "batch.log")),
+                        ),
+                    ),
+                    Submission.Crash(CrashReport(text = "panic: batch one\nat Main.kt:1")),
+                    Submission.Feedback(Feedback(summary = "batch two", fields = listOf(Field("topic", "23795")))),
+                ),
+            )
+            // Local ids in the order given.
+            assertEquals(3, ids.size, ids.toString())
+            assertEquals(ids.sorted(), ids)
+            assertEquals(3, ids.toSet().size, ids.toString())
+            assertEquals(
+                listOf(ReportKind.FEEDBACK, ReportKind.CRASH, ReportKind.FEEDBACK),
+                ids.map { client.report(it).kind },
+            )
+            assertEquals(3UL, client.stats().pending)
+            // An empty batch stores nothing.
+            val settled = outbox(client)
+            assertEquals(emptyList<Long>(), client.submitMany(emptyList()))
+            assertEquals(settled, outbox(client))
+
+            // One bad item: its own error, naming it; nothing of the batch
+            // stays (not even the staged copy of item 0's attachment).
+            val good = Submission.Feedback(
+                Feedback(
+                    summary = "fine on its own",
+                    attachments = listOf(Attachment(elementKey = "Log", data = logBytes, fileName = "good.log")),
+                ),
+            )
+            val e1 = assertThrows(FieldReportException.InvalidInput::class.java) {
+                client.submitMany(listOf(good, Submission.Feedback(Feedback(summary = "   ")), good))
+            }
+            assertTrue(e1.reason.startsWith("batch item 1: "), e1.reason)
+            assertEquals(settled, outbox(client))
+            val missing = tmp.resolve("gone.log").toString()
+            val e2 = assertThrows(FieldReportException.AttachmentUnreadable::class.java) {
+                client.submitMany(listOf(good, good, Submission.Crash(CrashReport(path = missing))))
+            }
+            assertTrue(e2.reason.startsWith("batch item 2: "), e2.reason)
+            assertTrue(e2.name.contains("gone.log"), e2.name)
+            assertEquals(settled, outbox(client))
+            // Refused while converting the record (a field that is not JSON).
+            val e3 = assertThrows(FieldReportException.InvalidInput::class.java) {
+                client.submitMany(listOf(Submission.Feedback(Feedback(summary = "x", fields = listOf(Field("t", "not json"))))))
+            }
+            assertTrue(e3.reason.startsWith("batch item 0: "), e3.reason)
+            assertEquals(settled, outbox(client))
+            assertEquals(0, sandbox.state()["requests"].size(), "submitting made no network call")
+
+            // Delivered like single submits, oldest first.
+            val r = client.flush(Duration.ofSeconds(30))
+            assertEquals(ids, r.receipts.map { it.id })
+            assertTrue(r.receipts.all { it.state == ReportState.DELIVERED }, r.toString())
+        }
+        val state = sandbox.state()
+        val bodies = state["feedback"].map { it["body"] }
+        assertEquals(listOf("batch zero", "panic: batch one", "batch two"), bodies.map { it["summary"].asText() })
+        assertEquals(23795, bodies[2]["topic"].asInt())
+        val uploads = state["uploads"].associateBy { it["file_name"].asText() }
+        assertEquals(setOf("batch.log", "crash.log.gz"), uploads.keys, state.toString())
+        assertEquals(sha256(logBytes), uploads.getValue("batch.log")["sha256_hex"].asText())
+        assertEquals("CrashLog", uploads.getValue("crash.log.gz")["element_key"].asText())
+
+        // A batch larger than maxReports is refused as a whole.
+        FieldReportClient(config("capped", policy = Policy(maxReports = 2u))).use { client ->
+            val batch = (0 until 3).map { Submission.Feedback(Feedback(summary = "r$it")) }
+            val e = assertThrows(FieldReportException.OutboxFull::class.java) { client.submitMany(batch) }
+            assertTrue(e.reason.isNotBlank())
+            assertEquals(0UL, client.stats().pending)
+            assertEquals(2, client.submitMany(batch.take(2)).size)
+        }
+    }
+
+    @Test
     fun `stats follow consent and delivery`() {
         FieldReportClient(config()).use { client ->
             val empty = client.stats()
