@@ -506,12 +506,10 @@ impl Inner {
                     p.max_field_bytes
                 )));
             }
-            if let Some(s) = value.as_str() {
-                if s.contains('\0') {
-                    return Err(Internal::Input(format!(
-                        "field {name:?} contains a NUL character"
-                    )));
-                }
+            if has_nul(value) {
+                return Err(Internal::Input(format!(
+                    "field {name:?} contains a NUL character"
+                )));
             }
         }
         if attachments > p.max_attachments as usize {
@@ -569,6 +567,13 @@ impl Inner {
                 .unwrap_or_default(),
             (None, AttachmentSource::Bytes(_)) => String::new(),
         };
+        if let (None, AttachmentSource::Path(p)) = (&a.file_name, &a.source) {
+            if file_name.trim().is_empty() {
+                return Err(Internal::Input(format!(
+                    "attachment path {p:?} names no file (give a file name, or a path to a file)"
+                )));
+            }
+        }
         validate_file_name(&file_name)?;
         let content_type = match &a.content_type {
             Some(t) => {
@@ -598,14 +603,25 @@ impl Inner {
                 let mut f = open_regular_file(p)?;
                 let size = f.metadata().map(|m| m.len()).unwrap_or(0);
                 check_size(&file_name, size, limit)?;
+                // A read that fails part way names the path, as a failed
+                // open does.
                 Outbox::stage(
                     &self.files_dir,
                     durability,
                     &mut f,
                     limit,
-                    &file_name,
+                    &p.display().to_string(),
                     false,
-                )?
+                )
+                .map_err(|e| match e {
+                    // Over the limit after all (the file grew): its name.
+                    Internal::TooLarge { size, limit, .. } => Internal::TooLarge {
+                        name: file_name.clone(),
+                        size,
+                        limit,
+                    },
+                    other => other,
+                })?
             }
         };
         Ok(NewAttachment {
@@ -1461,6 +1477,16 @@ fn open_regular_file(p: &Path) -> Result<File> {
         });
     }
     File::open(p).map_err(|e| Internal::Unreadable { name, source: e })
+}
+
+/// A NUL anywhere in a JSON value: in a string, an object key, nested.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 fn validate_file_name(name: &str) -> Result<()> {

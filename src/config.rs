@@ -274,6 +274,9 @@ pub struct Policy {
     pub disk_reserve_bytes: u64,
 }
 
+/// The longest duration any policy field may hold (100 years).
+const MAX_POLICY_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
@@ -336,6 +339,30 @@ impl Policy {
         }
         if self.sender_interval.is_zero() || self.sender_flush_budget.is_zero() {
             return bad("policy.sender_interval and sender_flush_budget must be positive");
+        }
+        // Times are stored as milliseconds and added to the clock: a
+        // duration beyond this would overflow them, or date a retry past the
+        // year 9999 that the bindings' date types end at.
+        for (name, d) in [
+            ("max_age", self.max_age),
+            ("retry_base", self.retry_base),
+            ("retry_max", self.retry_max),
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+            ("auth_probe_interval", self.auth_probe_interval),
+            ("sender_interval", self.sender_interval),
+            ("sender_flush_budget", self.sender_flush_budget),
+            ("keep_delivered", self.keep_delivered),
+        ] {
+            if d > MAX_POLICY_DURATION {
+                return Err(Internal::Config(format!(
+                    "policy.{name} must be at most 100 years"
+                )));
+            }
+        }
+        // SQLite takes its busy timeout in milliseconds as a C int.
+        if self.busy_timeout.as_millis() > i32::MAX as u128 {
+            return bad("policy.busy_timeout must be at most 24 days (2,147,483,647 ms)");
         }
         Ok(())
     }

@@ -39,7 +39,11 @@ pub(crate) fn to_ms(t: SystemTime) -> i64 {
 }
 
 pub(crate) fn from_ms(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+    // Stored times come from this clock plus bounded policy durations; a
+    // damaged or edited row is kept within what every binding's date type
+    // holds (up to the end of 9999).
+    const END_OF_9999_MS: i64 = 253_402_300_799_000;
+    UNIX_EPOCH + Duration::from_millis(ms.clamp(0, END_OF_9999_MS) as u64)
 }
 
 /// A random UUID (version 4 layout): two SipHash outputs under the

@@ -209,6 +209,13 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
         || ServerConfig::with_base_url("https://h.example/api/v1", "WidgetPro", "Mobile", "k");
     let mut zero_cap = Config::new(&outbox, base());
     zero_cap.policy.max_reports = 0;
+    let mut long_busy = Config::new(&outbox, base());
+    long_busy.policy.busy_timeout = Duration::from_secs(25 * 24 * 3600);
+    let mut endless_retry = Config::new(&outbox, base());
+    endless_retry.policy.retry_base = Duration::MAX;
+    endless_retry.policy.retry_max = Duration::MAX;
+    let mut ageless = Config::new(&outbox, base());
+    ageless.policy.max_age = Duration::from_secs(u64::MAX / 2);
     let mut unknown_item = Config::new(&outbox, base());
     unknown_item
         .context_fields
@@ -257,6 +264,9 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
             }),
         ),
         ("zero cap", zero_cap),
+        ("busy timeout over SQLite's int", long_busy),
+        ("retry delays past the year 9999", endless_retry),
+        ("max age that overflows the clock", ageless),
         ("unknown context item", unknown_item),
     ];
     for (what, cfg) in cases {

@@ -5,7 +5,7 @@
 #   2. copies the cdylib next to the committed generated module in
 #      src/fieldreport/;
 #   3. creates a venv (default bindings/python/build/venv, or $VENV) and
-#      pip-installs the package and pytest into it.
+#      pip-installs the package, pytest and hypothesis into it.
 # Then: bindings/python/build/venv/bin/python -m pytest bindings/python/tests
 set -euo pipefail
 
@@ -29,7 +29,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
-"${pip[@]}" install --quiet pytest
+"${pip[@]}" install --quiet pytest hypothesis
 # A local directory is rebuilt every time; --force-reinstall replaces the
 # installed copy even though the version number did not change.
 "${pip[@]}" install --quiet --force-reinstall --no-deps "$here"
