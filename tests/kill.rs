@@ -1,14 +1,15 @@
-//! Process-kill and concurrency tests: a submit or a flush killed with
-//! SIGKILL at a random moment loses nothing that was acknowledged and never
-//! creates a report twice outside the one documented ambiguous window; two
-//! flushers on one outbox (two clients in one process, or two processes)
-//! exclude each other.
+//! Process-kill and concurrency tests: a submit, a batch (`submit_many`) or
+//! a flush killed with SIGKILL at a random moment loses nothing that was
+//! acknowledged, never leaves part of a batch, and never creates a report
+//! twice outside the one documented ambiguous window; two flushers on one
+//! outbox (two clients in one process, or two processes) exclude each other.
 //!
 //! The child processes are this test binary itself, re-executed with
 //! `--exact <child_role_...> --nocapture --test-threads=1` and
-//! `FIELDREPORT_KILL_CHILD=<role>` in the environment. The `child_role_*`
-//! "tests" below are those roles: without that variable they return at once,
-//! so in a normal run they pass trivially and test nothing.
+//! `FIELDREPORT_KILL_CHILD=<role>` in the environment, through
+//! `support::ChildProc`. The `child_role_*` "tests" below are those roles:
+//! without that variable they return at once, so in a normal run they pass
+//! trivially and test nothing.
 //!
 //! The parent's random choices (kill moments, delays) come from a seed that
 //! is printed; set `FIELDREPORT_KILL_SEED` to reuse one (the kill moments
@@ -19,22 +20,19 @@ mod common;
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fieldreport::sandbox::{Fault, Sandbox};
 use fieldreport::{
-    Attachment, AttachmentState, Client, Config, Feedback, ReportFilter, ReportId, ReportState,
-    ReportStatus, ServerConfig,
+    Attachment, AttachmentState, Client, Config, CrashReport, Feedback, ReportFilter, ReportId,
+    ReportKind, ReportState, ReportStatus, ServerConfig, Submission,
 };
 use serde_json::json;
+use support::{bytes_for, killed_by_sigkill, mix, tell_parent, ChildProc, Rng, CHILD_TIMEOUT};
 
 /// Which role a re-executed test binary plays.
 const ROLE_VAR: &str = "FIELDREPORT_KILL_CHILD";
@@ -46,67 +44,12 @@ const URL_VAR: &str = "FIELDREPORT_KILL_URL";
 const KEY_VAR: &str = "FIELDREPORT_KILL_KEY";
 /// The first counter a submitting child uses.
 const START_VAR: &str = "FIELDREPORT_KILL_START";
-/// Prefix of every line a child prints for the parent (libtest may print
-/// `test child_role_... ... ` in front of it on the same line).
-const MARK: &str = "KILLTEST ";
-/// Generous bound on any wait for a child; never reached when things work.
-const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Replays the parent's random choices.
+const SEED_VAR: &str = "FIELDREPORT_KILL_SEED";
 
 // ---------------------------------------------------------------------------
-// Deterministic content and randomness
+// Deterministic content
 // ---------------------------------------------------------------------------
-
-const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The SplitMix64 finalizer: a good 64-bit mix.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// The parent's source of random choices.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded(test: &str) -> Rng {
-        let seed = std::env::var("FIELDREPORT_KILL_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                let nanos = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0);
-                mix(nanos ^ (u64::from(std::process::id()) << 32))
-            });
-        println!("{test}: seed {seed} (FIELDREPORT_KILL_SEED={seed} reuses it)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN);
-        mix(self.0)
-    }
-
-    /// A number in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// `size` bytes that are a pure function of `(n, i)`: attachment `i` of the
-/// report with counter `n`.
-fn bytes_for(n: u64, i: usize, size: usize) -> Vec<u8> {
-    let mut state = mix(n.wrapping_mul(0x1_0000).wrapping_add(i as u64 + 1));
-    let mut out = Vec::with_capacity(size + 8);
-    while out.len() < size {
-        state = state.wrapping_add(GOLDEN);
-        out.extend_from_slice(&mix(state).to_le_bytes());
-    }
-    out.truncate(size);
-    out
-}
 
 /// The shape of the reports one test submits: how many attachments report
 /// `n` has and how large each is, both functions of `n` alone, so that the
@@ -186,6 +129,132 @@ const SMALL_SHAPE: Shape = Shape {
     size: |n, _| 1 + mix(n ^ 0x5a11) as usize % 32_768,
 };
 
+/// The batches of `sigkill_during_submit_many_keeps_batches_whole`, each a
+/// function of its number `b` alone so that the parent can recompute what a
+/// child submitted: batch `b` holds `batch_len(b)` reports (2 to 8); report
+/// `i` of it is a crash report one time in four, feedback otherwise, and
+/// has 0 to 2 attachments besides a crash report's log.
+const BATCH_PREFIX: &str = "kill batch";
+
+/// How many reports batch `b` holds: 2 to 8.
+fn batch_len(b: u64) -> usize {
+    2 + (mix(b ^ 0xba7c) % 7) as usize
+}
+
+/// The number report `i` of batch `b` draws its content from.
+fn batch_key(b: u64, i: usize) -> u64 {
+    b * 16 + i as u64
+}
+
+/// `kill batch <b> item <i> of <len>`: names the batch and the index.
+fn batch_summary(b: u64, i: usize) -> String {
+    format!("{BATCH_PREFIX} {b} item {i} of {}", batch_len(b))
+}
+
+/// `(batch, index, batch length)`, read back from a summary.
+fn parse_batch_summary(summary: &str) -> Option<(u64, usize, usize)> {
+    let rest = summary.strip_prefix(BATCH_PREFIX)?.strip_prefix(' ')?;
+    match rest.split(' ').collect::<Vec<_>>().as_slice() {
+        [b, "item", i, "of", len] => Some((b.parse().ok()?, i.parse().ok()?, len.parse().ok()?)),
+        _ => None,
+    }
+}
+
+fn batch_is_crash(b: u64, i: usize) -> bool {
+    mix(batch_key(b, i) ^ 0xc7a5).is_multiple_of(4)
+}
+
+/// The sizes of the attachments of report `i` of batch `b` (a crash
+/// report's log aside): 0 to 2 of them; one in four is 100–400 KB, the
+/// rest up to 32 KiB.
+fn batch_attachment_sizes(b: u64, i: usize) -> Vec<usize> {
+    let key = batch_key(b, i);
+    (0..(mix(key ^ 0xa77b) % 3) as usize)
+        .map(|j| {
+            let r = mix(key.wrapping_mul(29).wrapping_add(j as u64) ^ 0x5113);
+            if r.is_multiple_of(4) {
+                100_000 + (r >> 8) as usize % 300_000
+            } else {
+                1 + (r >> 8) as usize % 32_768
+            }
+        })
+        .collect()
+}
+
+fn batch_attachment_name(b: u64, i: usize, j: usize) -> String {
+    format!("batch-{b}-{i}-{j}.bin")
+}
+
+/// The log of report `i` of batch `b` when it is a crash report: its
+/// summary, then up to 40 KB of hex lines.
+fn batch_crash_log(b: u64, i: usize) -> String {
+    use std::fmt::Write as _;
+    let key = batch_key(b, i);
+    let mut log = batch_summary(b, i);
+    log.push('\n');
+    for line in bytes_for(key, 99, 1 + mix(key ^ 0x10c) as usize % 20_000).chunks(32) {
+        for byte in line {
+            let _ = write!(log, "{byte:02x}");
+        }
+        log.push('\n');
+    }
+    log
+}
+
+/// Report `i` of batch `b`, as a child submits it.
+fn batch_submission(b: u64, i: usize) -> Submission {
+    let key = batch_key(b, i);
+    let attachments = batch_attachment_sizes(b, i)
+        .into_iter()
+        .enumerate()
+        .map(|(j, size)| {
+            let element = if j % 2 == 0 { "Screenshot" } else { "Log" };
+            Attachment::from_bytes(
+                element,
+                batch_attachment_name(b, i, j),
+                bytes_for(key, j, size),
+            )
+        })
+        .collect();
+    if batch_is_crash(b, i) {
+        let mut c = CrashReport::from_text(batch_crash_log(b, i));
+        c.summary = Some(batch_summary(b, i));
+        c.file_name = Some(format!("crash-{b}-{i}.log"));
+        c.attachments = attachments;
+        c.into()
+    } else {
+        let mut f = Feedback::new(batch_summary(b, i))
+            .field("batch", json!(b))
+            .field("index", json!(i));
+        f.attachments = attachments;
+        f.into()
+    }
+}
+
+/// How many attachment copies batch `b` makes (crash logs included).
+fn batch_copies(b: u64) -> usize {
+    (0..batch_len(b))
+        .map(|i| batch_attachment_sizes(b, i).len() + usize::from(batch_is_crash(b, i)))
+        .sum()
+}
+
+/// `(file name, size, SHA-256)` of the attachments of report `i` of batch
+/// `b`, in order, a crash report's log aside.
+fn batch_expected(b: u64, i: usize) -> Vec<(String, u64, String)> {
+    batch_attachment_sizes(b, i)
+        .into_iter()
+        .enumerate()
+        .map(|(j, size)| {
+            let bytes = bytes_for(batch_key(b, i), j, size);
+            (
+                batch_attachment_name(b, i, j),
+                size as u64,
+                common::sha256_hex(&bytes),
+            )
+        })
+        .collect()
+}
+
 /// Size and SHA-256 of every attachment of a report, recomputed (and cached).
 #[derive(Default)]
 struct Expected(HashMap<(u64, usize), (u64, String)>);
@@ -261,55 +330,89 @@ fn child_config(dir: &Path, base_url: &str, api_key: &str) -> Config {
     c
 }
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+/// Room for every report the submit storms make in their full run (the
+/// default caps would evict crash reports and refuse typed feedback).
+fn roomy(mut c: Config) -> Config {
+    c.policy.max_reports = 100_000;
+    c.policy.max_bytes = 4 << 30;
+    c
 }
 
-/// Prints one line for the parent and flushes it out of the process at once.
-fn tell_parent(line: &str) {
-    let mut out = std::io::stdout().lock();
-    // The leading newline ends libtest's "test name ... " line.
-    writeln!(out, "\n{MARK}{line}").expect("stdout");
-    out.flush().expect("stdout flush");
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
 // ---------------------------------------------------------------------------
 // Child roles (trivially passing unless re-executed by a parent test)
 // ---------------------------------------------------------------------------
 
-/// Child role of `sigkill_during_submit_loses_nothing_printed`: submits
-/// reports with counters from `FIELDREPORT_KILL_START` on, printing each id
-/// once `submit` has returned, until killed. Without
-/// `FIELDREPORT_KILL_CHILD=submit` it returns at once (passes trivially).
-#[test]
-fn child_role_submitter() {
-    if std::env::var(ROLE_VAR).as_deref() != Ok("submit") {
+/// The body of a submitting child role: returns at once unless
+/// `FIELDREPORT_KILL_CHILD` is `role`. Otherwise opens the outbox (no
+/// server: submitting makes no network call), says `ready`, then runs
+/// `step` for each number from `FIELDREPORT_KILL_START` on and prints the
+/// line it returns, until killed; it stops after a step's error, and after
+/// 500 steps or `CHILD_TIMEOUT`, so that a child whose parent died does not
+/// run forever.
+fn submit_until_killed(role: &str, mut step: impl FnMut(&Client, u64) -> Result<String, String>) {
+    if std::env::var(ROLE_VAR).as_deref() != Ok(role) {
         return;
     }
     let dir = PathBuf::from(env(DIR_VAR));
-    let start: u64 = env(START_VAR).parse().expect("start counter");
-    // Submit makes no network call: the server is never contacted.
-    let client = Client::open(child_config(
+    let start: u64 = env(START_VAR).parse().expect("start number");
+    let client = Client::open(roomy(child_config(
         &dir,
         "http://127.0.0.1:9/api/v1",
         "offline-key",
-    ))
+    )))
     .expect("child opens the outbox");
     tell_parent("ready");
     let give_up = Instant::now() + CHILD_TIMEOUT;
-    // Bounded, so that a child whose parent died does not run forever.
     for n in start..start + 500 {
         if Instant::now() > give_up {
             break;
         }
-        match client.submit(SUBMIT_SHAPE.feedback(n)) {
-            Ok(id) => tell_parent(&format!("id={id} n={n}")),
-            Err(e) => {
-                tell_parent(&format!("error n={n} {e}"));
+        match step(&client, n) {
+            Ok(line) => tell_parent(&line),
+            Err(line) => {
+                tell_parent(&line);
                 return;
             }
         }
     }
+}
+
+/// Child role of `sigkill_during_submit_loses_nothing_printed`: submits
+/// reports with counters from `FIELDREPORT_KILL_START` on, printing
+/// `id=<id> n=<counter>` once each `submit` has returned, until killed.
+/// Without `FIELDREPORT_KILL_CHILD=submit` it returns at once (passes
+/// trivially).
+#[test]
+fn child_role_submitter() {
+    submit_until_killed("submit", |client, n| {
+        match client.submit(SUBMIT_SHAPE.feedback(n)) {
+            Ok(id) => Ok(format!("id={id} n={n}")),
+            Err(e) => Err(format!("error n={n} {e}")),
+        }
+    });
+}
+
+/// Child role of `sigkill_during_submit_many_keeps_batches_whole`: submits
+/// batches numbered from `FIELDREPORT_KILL_START` on with `submit_many`,
+/// printing `batch=<b> ids=<id>,<id>,...` once each has returned, until
+/// killed. Without `FIELDREPORT_KILL_CHILD=batch` it returns at once (passes
+/// trivially).
+#[test]
+fn child_role_batch_submitter() {
+    submit_until_killed("batch", |client, b| {
+        let batch = (0..batch_len(b)).map(|i| batch_submission(b, i)).collect();
+        match client.submit_many(batch) {
+            Ok(ids) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                Ok(format!("batch={b} ids={}", ids.join(",")))
+            }
+            Err(e) => Err(format!("error batch={b} {e}")),
+        }
+    });
 }
 
 /// Child role of the flush tests: opens the outbox, says `flushing`, flushes
@@ -341,124 +444,49 @@ fn child_role_flusher() {
 // Running children
 // ---------------------------------------------------------------------------
 
-/// A re-executed copy of this binary playing one role. Dropping it kills
-/// and reaps the child if it is still running.
-struct ChildProc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    reader: Option<thread::JoinHandle<()>>,
+/// The environment of a submitting child (`role` `submit` or `batch`) on the
+/// outbox in `dir`, numbering its reports or batches from `start`.
+fn submitter_env(role: &str, dir: &Path, start: u64) -> Vec<(&'static str, String)> {
+    vec![
+        (ROLE_VAR, role.to_string()),
+        (DIR_VAR, dir.display().to_string()),
+        (START_VAR, start.to_string()),
+    ]
+}
+
+/// One kill of a submit storm: runs the child `role_test`; once it is ready
+/// and has printed `target` lines, waits `delay` (to land in the middle of
+/// the next submit, or just after it), SIGKILLs it, and returns every line
+/// it printed. `who` names it in failures.
+fn submit_then_kill(
+    role_test: &str,
+    envs: &[(&str, String)],
     stderr: PathBuf,
-}
-
-impl ChildProc {
-    fn spawn(role_test: &str, envs: &[(&str, String)], stderr: PathBuf) -> ChildProc {
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = Command::new(exe);
-        cmd.args(["--exact", role_test, "--nocapture", "--test-threads=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&stderr).expect("stderr file"));
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = child.stdout.take().expect("child stdout");
-        let (tx, rx) = mpsc::channel();
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find(MARK) {
-                    if tx.send(line[at + MARK.len()..].to_string()).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        ChildProc {
-            child,
-            lines: rx,
-            reader: Some(reader),
-            stderr,
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = File::open(&self.stderr) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    /// The next line from the child, or `None` once its stdout is closed.
-    fn next_line(&mut self) -> Option<String> {
-        match self.lines.recv_timeout(CHILD_TIMEOUT) {
-            Ok(line) => Some(line),
-            Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                "child printed nothing for {CHILD_TIMEOUT:?}; its stderr:\n{}",
-                self.stderr_text()
+    target: u64,
+    delay: Duration,
+    who: &str,
+) -> Vec<String> {
+    let mut child = ChildProc::spawn(&[], role_test, envs, stderr);
+    child.expect_line("ready");
+    let mut lines = Vec::new();
+    while (lines.len() as u64) < target {
+        match child.next_line() {
+            Some(line) => lines.push(line),
+            None => panic!(
+                "{who} stopped early after {lines:?}; its stderr:\n{}",
+                child.stderr_text()
             ),
         }
     }
-
-    /// Waits for a line equal to `want`; panics on anything else first.
-    fn expect_line(&mut self, want: &str) {
-        match self.next_line() {
-            Some(line) if line == want => {}
-            other => panic!(
-                "expected {want:?} from the child, got {other:?}; its stderr:\n{}",
-                self.stderr_text()
-            ),
-        }
-    }
-
-    /// Reaps the child, then returns every line it printed not read yet.
-    fn finish(&mut self, status: ExitStatus) -> (ExitStatus, Vec<String>) {
-        if let Some(r) = self.reader.take() {
-            r.join().expect("reader thread");
-        }
-        (status, self.lines.try_iter().collect())
-    }
-
-    /// SIGKILLs the child (by its pid), reaps it, and returns its exit status
-    /// and the lines it printed before dying that were not read yet.
-    fn kill(&mut self) -> (ExitStatus, Vec<String>) {
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("wait for the killed child");
-        self.finish(status)
-    }
-
-    /// Waits for the child to exit on its own.
-    fn wait(&mut self) -> (ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + CHILD_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return self.finish(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.kill();
-                panic!(
-                    "child did not finish within {CHILD_TIMEOUT:?}; its stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn was_sigkilled(status: ExitStatus) -> bool {
-    status.signal() == Some(9)
+    thread::sleep(delay);
+    let (status, rest) = child.kill();
+    assert!(
+        killed_by_sigkill(status),
+        "{who} should have died of SIGKILL, not {status:?}; stderr:\n{}",
+        child.stderr_text()
+    );
+    lines.extend(rest);
+    lines
 }
 
 fn flusher_env(dir: &Path, sb: &Sandbox) -> Vec<(&'static str, String)> {
@@ -526,23 +554,37 @@ fn assert_delivered_exactly_once(
     shape: &Shape,
     expected: &mut Expected,
 ) -> usize {
-    let reports = reports_by_counter(client, shape);
+    let reports: Vec<_> = reports_by_counter(client, shape)
+        .into_iter()
+        .map(|(n, r)| (n.to_string(), r, expected.attachments(shape, n)))
+        .collect();
+    assert_each_delivered_once(sb, &reports)
+}
+
+/// A report to check: a label naming it in failures, its status, and the
+/// `(size, sha256)` of the attachments it must have.
+type Deliverable = (String, ReportStatus, Vec<(u64, String)>);
+
+/// Asserts that each report is delivered, created exactly once, that each
+/// attachment arrived exactly once and byte-identical, and that the sandbox
+/// has nothing else. Returns how many reports.
+fn assert_each_delivered_once(sb: &Sandbox, reports: &[Deliverable]) -> usize {
     let created = created_per_summary(sb);
     let uploads = uploads_per_key(sb);
     let mut total_attachments = 0;
-    for (&n, r) in &reports {
-        assert_eq!(r.state, ReportState::Delivered, "report {} ({n})", r.id);
+    for (label, r, want) in reports {
+        assert_eq!(r.state, ReportState::Delivered, "report {} ({label})", r.id);
         assert_eq!(
             created.get(&r.summary),
             Some(&1),
-            "report {} ({n}) must be created exactly once",
+            "report {} ({label}) must be created exactly once",
             r.id
         );
         assert!(
             r.attachments
                 .iter()
                 .all(|a| a.state == AttachmentState::Uploaded),
-            "report {} ({n}) has attachments not uploaded: {:?}",
+            "report {} ({label}) has attachments not uploaded: {:?}",
             r.id,
             r.attachments
         );
@@ -550,13 +592,13 @@ fn assert_delivered_exactly_once(
             .server_key
             .as_deref()
             .expect("a delivered report has a key");
-        let mut want = expected.attachments(shape, n);
+        let mut want = want.clone();
         want.sort();
         total_attachments += want.len();
         assert_eq!(
             uploads.get(key).cloned().unwrap_or_default(),
             want,
-            "uploads of report {} ({n}, {key}) must be its attachments, once each",
+            "uploads of report {} ({label}, {key}) must be its attachments, once each",
             r.id
         );
     }
@@ -599,46 +641,27 @@ fn sigkill_during_submit_loses_nothing_printed() {
     // More kills in the full run (FIELDREPORT_FULL=1).
     let rounds: u64 = support::scale(5, 40);
     let shape = SUBMIT_SHAPE;
-    let mut rng = Rng::seeded("sigkill_during_submit_loses_nothing_printed");
+    let mut rng = Rng::seeded(SEED_VAR, "sigkill_during_submit_loses_nothing_printed");
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
     // Report id -> counter, for every id a child printed.
     let mut printed: BTreeMap<ReportId, u64> = BTreeMap::new();
 
     for round in 0..rounds {
-        let mut child = ChildProc::spawn(
-            "child_role_submitter",
-            &[
-                (ROLE_VAR, "submit".to_string()),
-                (DIR_VAR, dir.display().to_string()),
-                (START_VAR, (round * 10_000).to_string()),
-            ],
-            tmp.path().join(format!("submit-{round}.stderr")),
-        );
-        child.expect_line("ready");
         let target = rng.range(3, 15);
-        let delay = Duration::from_micros(rng.range(0, 40_000));
-        let mut lines = Vec::new();
-        while (lines.len() as u64) < target {
-            match child.next_line() {
-                Some(line) => lines.push(line),
-                None => panic!(
-                    "child {round} stopped early after {lines:?}; its stderr:\n{}",
-                    child.stderr_text()
-                ),
-            }
-        }
-        // Kill it somewhere in the middle of the next submit (copying,
+        // Killed somewhere in the middle of the next submit (copying,
         // fsyncing, committing) or just after it.
-        thread::sleep(delay);
-        let (status, rest) = child.kill();
-        assert!(
-            was_sigkilled(status),
-            "child {round} should have died of SIGKILL, not {status:?}; stderr:\n{}",
-            child.stderr_text()
+        let delay = Duration::from_micros(rng.range(0, 40_000));
+        let lines = submit_then_kill(
+            "child_role_submitter",
+            &submitter_env("submit", &dir, round * 10_000),
+            tmp.path().join(format!("submit-{round}.stderr")),
+            target,
+            delay,
+            &format!("child {round}"),
         );
         let n_before = printed.len();
-        for line in lines.iter().chain(&rest) {
+        for line in &lines {
             let (id, n) =
                 parse_id_line(line).unwrap_or_else(|| panic!("child {round} printed {line:?}"));
             assert!(
@@ -751,7 +774,7 @@ fn sigkill_during_flush_never_creates_twice() {
     let n_reports: u64 = support::scale(12, 40);
     let rounds: usize = support::scale(4, 30);
     let shape = FLUSH_SHAPE;
-    let mut rng = Rng::seeded("sigkill_during_flush_never_creates_twice");
+    let mut rng = Rng::seeded(SEED_VAR, "sigkill_during_flush_never_creates_twice");
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
     let sb = common::sandbox_unlimited();
@@ -768,6 +791,7 @@ fn sigkill_during_flush_never_creates_twice() {
             sb.inject(Fault::Delay(Duration::from_millis(rng.range(200, 400))));
         }
         let mut child = ChildProc::spawn(
+            &[],
             "child_role_flusher",
             &flusher_env(&dir, &sb),
             tmp.path().join(format!("flush-{round}.stderr")),
@@ -783,7 +807,7 @@ fn sigkill_during_flush_never_creates_twice() {
         );
         let finished = rest.iter().any(|l| l.starts_with("done"));
         if !finished {
-            assert!(was_sigkilled(status), "child {round}: {status:?}");
+            assert!(killed_by_sigkill(status), "child {round}: {status:?}");
             killed_mid_flush += 1;
         }
         let mut states: BTreeMap<String, usize> = BTreeMap::new();
@@ -913,7 +937,10 @@ fn sigkill_during_flush_never_creates_twice() {
 fn two_clients_flushing_one_outbox_post_each_report_once() {
     const REPORTS: u64 = 30;
     let shape = SMALL_SHAPE;
-    let mut rng = Rng::seeded("two_clients_flushing_one_outbox_post_each_report_once");
+    let mut rng = Rng::seeded(
+        SEED_VAR,
+        "two_clients_flushing_one_outbox_post_each_report_once",
+    );
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
     let sb = common::sandbox_unlimited();
@@ -1029,6 +1056,7 @@ fn second_process_flushing_same_outbox_is_excluded() {
         sb.inject(Fault::Delay(Duration::from_millis(400)));
     }
     let mut child = ChildProc::spawn(
+        &[],
         "child_role_flusher",
         &flusher_env(&dir, &sb),
         tmp.path().join("flush.stderr"),
@@ -1061,7 +1089,8 @@ fn second_process_flushing_same_outbox_is_excluded() {
     );
     assert!(r.receipts.is_empty(), "the parent worked on reports: {r:?}");
 
-    let (status, lines) = child.wait();
+    let status = child.wait();
+    let lines = child.rest();
     assert!(
         status.success(),
         "child: {status:?}; stderr:\n{}",
@@ -1086,4 +1115,331 @@ fn second_process_flushing_same_outbox_is_excluded() {
     let again = client.flush(Duration::from_secs(5)).expect("flush");
     assert!(again.receipts.is_empty(), "{again:?}");
     assert_eq!(sb.feedback().len() as u64, REPORTS);
+}
+
+// ---------------------------------------------------------------------------
+// 5. SIGKILL during submit_many
+// ---------------------------------------------------------------------------
+
+/// Parses a batch submitter's `batch=<b> ids=<id>,<id>,...` line.
+fn parse_batch_line(line: &str) -> Option<(u64, Vec<ReportId>)> {
+    let (b, ids) = line.strip_prefix("batch=")?.split_once(" ids=")?;
+    let ids = ids
+        .split(',')
+        .map(|id| id.parse().ok())
+        .collect::<Option<Vec<ReportId>>>()?;
+    Some((b.parse().ok()?, ids))
+}
+
+#[test]
+fn sigkill_during_submit_many_keeps_batches_whole() {
+    // More kills in the full run (FIELDREPORT_FULL=1).
+    let rounds: u64 = support::scale(5, 40);
+    let mut rng = Rng::seeded(SEED_VAR, "sigkill_during_submit_many_keeps_batches_whole");
+    let seed = rng.seed;
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("outbox");
+    // Batch -> the ids a child printed for it, once `submit_many` returned.
+    let mut printed: BTreeMap<u64, Vec<ReportId>> = BTreeMap::new();
+    // Per round: the batches it printed (they are its first ones, in order).
+    let mut printed_per_round: Vec<u64> = Vec::new();
+    // Per round: the copies in files/ beyond the printed batches' after the
+    // kill (of the batch it was killed in; swept by the next open).
+    let mut left_per_round: Vec<usize> = Vec::new();
+
+    for round in 0..rounds {
+        let start = round * 10_000;
+        let target = rng.range(1, 5);
+        // Killed somewhere in the next batch (building it, copying its
+        // attachments, committing) or just after it.
+        let delay = Duration::from_micros(rng.range(0, 60_000));
+        let lines = submit_then_kill(
+            "child_role_batch_submitter",
+            &submitter_env("batch", &dir, start),
+            tmp.path().join(format!("batch-{round}.stderr")),
+            target,
+            delay,
+            &format!("seed {seed}: child {round}"),
+        );
+        let mut count = 0;
+        for line in &lines {
+            let (b, ids) = parse_batch_line(line)
+                .unwrap_or_else(|| panic!("seed {seed}: child {round} printed {line:?}"));
+            assert_eq!(
+                b,
+                start + count,
+                "seed {seed}: child {round} printed batches out of order"
+            );
+            assert_eq!(
+                ids.len(),
+                batch_len(b),
+                "seed {seed}: batch {b} returned {ids:?}"
+            );
+            assert!(
+                printed.insert(b, ids).is_none(),
+                "seed {seed}: batch {b} printed twice"
+            );
+            count += 1;
+        }
+        printed_per_round.push(count);
+        let on_disk = std::fs::read_dir(dir.join("files"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let acknowledged: usize = printed.keys().map(|&b| batch_copies(b)).sum();
+        assert!(
+            on_disk >= acknowledged,
+            "seed {seed}: after kill {round}, {on_disk} copies in files/ for {acknowledged} \
+             attachments of acknowledged batches"
+        );
+        left_per_round.push(on_disk - acknowledged);
+        println!(
+            "round {round}: killed {delay:?} after its batch line {target}, {count} batches \
+             printed, {} copies left of the batch it was in",
+            on_disk - acknowledged
+        );
+    }
+    let mut all_printed_ids = HashSet::new();
+    for ids in printed.values() {
+        for id in ids {
+            assert!(
+                all_printed_ids.insert(*id),
+                "seed {seed}: report id {id} returned twice: {printed:?}"
+            );
+        }
+    }
+
+    let sb = common::sandbox_unlimited();
+    let client = Client::open(roomy(fast_config(&dir, &sb))).expect("open after the kills");
+
+    // Every report in the outbox, by batch, in id order.
+    let mut batches: BTreeMap<u64, Vec<(usize, ReportStatus)>> = BTreeMap::new();
+    for r in client
+        .reports(&ReportFilter::default())
+        .expect("list reports")
+    {
+        let (b, i, len) = parse_batch_summary(&r.summary)
+            .unwrap_or_else(|| panic!("seed {seed}: report {} has summary {:?}", r.id, r.summary));
+        assert_eq!(len, batch_len(b), "seed {seed}: report {}", r.id);
+        batches.entry(b).or_default().push((i, r));
+    }
+    // No batch is there in part: each has all its items, once each, in
+    // order, with consecutive ids.
+    let mut partial = Vec::new();
+    for (&b, items) in batches.iter_mut() {
+        items.sort_by_key(|(_, r)| r.id);
+        let indices: Vec<usize> = items.iter().map(|(i, _)| *i).collect();
+        let ids: Vec<ReportId> = items.iter().map(|(_, r)| r.id).collect();
+        if indices != (0..batch_len(b)).collect::<Vec<_>>() {
+            partial.push(format!("batch {b}: items {indices:?} (ids {ids:?})"));
+            continue;
+        }
+        let first = ids[0];
+        assert!(
+            ids.iter()
+                .enumerate()
+                .all(|(i, &id)| id == first + i as ReportId),
+            "seed {seed}: batch {b} has ids {ids:?}, not consecutive"
+        );
+    }
+    assert!(
+        partial.is_empty(),
+        "seed {seed}: batches stored in part in the outbox: {partial:?}"
+    );
+
+    // Every printed batch is there whole, with the ids it was given; each
+    // round committed at most one batch it did not print: the one it was
+    // killed in, right after the last one it printed.
+    for (b, ids) in &printed {
+        let got: Option<Vec<ReportId>> = batches
+            .get(b)
+            .map(|items| items.iter().map(|(_, r)| r.id).collect());
+        assert_eq!(
+            got.as_ref(),
+            Some(ids),
+            "seed {seed}: printed batch {b} is lost or has other ids in the outbox"
+        );
+    }
+    let mut unprinted = Vec::new();
+    for &b in batches.keys().filter(|b| !printed.contains_key(b)) {
+        let round = b / 10_000;
+        assert!(
+            round < rounds && b == round * 10_000 + printed_per_round[round as usize],
+            "seed {seed}: batch {b} was committed but is not the one its child was killed in"
+        );
+        unprinted.push(b);
+    }
+    // Kills that landed inside a batch, at the latest between its commit
+    // and its line: those that left copies of it behind (whole, partial or
+    // committed) or committed it unprinted. Kills before its first copy are
+    // not counted.
+    let kills_mid_batch = (0..rounds)
+        .filter(|&round| {
+            left_per_round[round as usize] > 0 || unprinted.iter().any(|&b| b / 10_000 == round)
+        })
+        .count();
+    let orphans_swept = left_per_round.iter().sum::<usize>()
+        - unprinted.iter().map(|&b| batch_copies(b)).sum::<usize>();
+    assert!(
+        kills_mid_batch >= 1,
+        "seed {seed}: no kill landed inside a batch: the test exercised nothing"
+    );
+    // One sequence without gaps: a killed batch took no numbers.
+    let mut seqs: Vec<i64> = batches.values().flatten().map(|(_, r)| r.seq).collect();
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seed {seed}: the outbox's sequence has gaps"
+    );
+
+    // Every report is queued with exactly its attachments; a crash report's
+    // log copy unpacks to the log it was given.
+    let copies: HashMap<String, PathBuf> = std::fs::read_dir(dir.join("files"))
+        .expect("files/")
+        .map(|e| {
+            let path = e.expect("dir entry").path();
+            let bytes = std::fs::read(&path).expect("read a copy");
+            (common::sha256_hex(&bytes), path)
+        })
+        .collect();
+    let mut want_files = Vec::new();
+    let mut reports = 0;
+    let mut crashes = 0;
+    for (&b, items) in &batches {
+        for (i, r) in items {
+            let i = *i;
+            reports += 1;
+            assert_eq!(r.state, ReportState::Queued, "seed {seed}: report {}", r.id);
+            let mut atts = r.attachments.as_slice();
+            if batch_is_crash(b, i) {
+                crashes += 1;
+                assert_eq!(r.kind, ReportKind::Crash, "seed {seed}: report {}", r.id);
+                let log = atts.first().unwrap_or_else(|| {
+                    panic!("seed {seed}: crash report {} has no attachments", r.id)
+                });
+                assert_eq!(
+                    (log.element_key.as_str(), log.file_name.clone()),
+                    ("CrashLog", format!("crash-{b}-{i}.log.gz")),
+                    "seed {seed}: report {}",
+                    r.id
+                );
+                let path = copies.get(&log.sha256).unwrap_or_else(|| {
+                    panic!("seed {seed}: report {}: no copy of its crash log", r.id)
+                });
+                let mut text = String::new();
+                std::io::Read::read_to_string(
+                    &mut flate2::read::GzDecoder::new(
+                        std::fs::File::open(path).expect("open the log copy"),
+                    ),
+                    &mut text,
+                )
+                .expect("the log copy unpacks");
+                assert!(
+                    text == batch_crash_log(b, i),
+                    "seed {seed}: report {}: the crash log copy differs from the log",
+                    r.id
+                );
+                atts = &atts[1..];
+            } else {
+                assert_eq!(r.kind, ReportKind::Feedback, "seed {seed}: report {}", r.id);
+            }
+            let got: Vec<(String, u64, String)> = atts
+                .iter()
+                .map(|a| (a.file_name.clone(), a.size, a.sha256.clone()))
+                .collect();
+            assert_eq!(
+                got,
+                batch_expected(b, i),
+                "seed {seed}: report {} (batch {b} item {i}): attachments differ from what was submitted",
+                r.id
+            );
+            want_files.extend(r.attachments.iter().map(|a| (a.size, a.sha256.clone())));
+        }
+    }
+    want_files.sort();
+    // Opening swept the copies of killed batches: the attachment folder
+    // holds exactly the committed reports' copies, each complete.
+    assert_eq!(
+        outbox_files(&dir),
+        want_files,
+        "seed {seed}: the outbox's attachment copies differ from the committed attachments"
+    );
+    println!(
+        "{} batches printed, {} in the outbox ({unprinted:?} committed but not printed): \
+         {reports} reports ({crashes} crash reports), {} attachment copies; {kills_mid_batch} \
+         kills landed inside a batch, {orphans_swept} copies of killed batches swept",
+        printed.len(),
+        batches.len(),
+        want_files.len(),
+    );
+
+    // Everything is delivered, once, byte-identical; no batch in part on
+    // the server either.
+    let result = common::drain(&client, 20);
+    assert_eq!(
+        (result.pending, result.dead),
+        (0, 0),
+        "seed {seed}: after drain: {result:?}"
+    );
+    let created = created_per_summary(&sb);
+    let mut on_server: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for summary in created.keys() {
+        let (b, i, _) = parse_batch_summary(summary)
+            .unwrap_or_else(|| panic!("seed {seed}: the sandbox has feedback {summary:?}"));
+        on_server.entry(b).or_default().push(i);
+    }
+    for (b, indices) in &mut on_server {
+        indices.sort();
+        assert_eq!(
+            *indices,
+            (0..batch_len(*b)).collect::<Vec<_>>(),
+            "seed {seed}: batch {b} is on the server in part"
+        );
+    }
+    assert!(
+        on_server.keys().eq(batches.keys()),
+        "seed {seed}: the server has other batches than the outbox"
+    );
+    // Each delivered once, with the attachments it was stored with (checked
+    // above against what was submitted).
+    let delivered_reports: Vec<_> = batches
+        .iter()
+        .flat_map(|(b, items)| items.iter().map(move |(i, r)| (*b, *i, r.id)))
+        .map(|(b, i, id)| {
+            let r = client.report(id).expect("report");
+            let want = r
+                .attachments
+                .iter()
+                .map(|a| (a.size, a.sha256.clone()))
+                .collect();
+            (format!("seed {seed}: batch {b} item {i}"), r, want)
+        })
+        .collect();
+    let delivered = assert_each_delivered_once(&sb, &delivered_reports);
+    assert_eq!(client.stats().expect("stats").ambiguous_resends, 0);
+    // Delivered reports' copies are deleted (`close` waits for that).
+    client.close();
+    assert_eq!(
+        outbox_files(&dir),
+        Vec::new(),
+        "seed {seed}: copies left after delivery"
+    );
+    support::figures(
+        "kill_batch",
+        &[
+            ("kills", rounds.to_string()),
+            ("batches_acknowledged", printed.len().to_string()),
+            (
+                "batches_committed_unacknowledged",
+                unprinted.len().to_string(),
+            ),
+            ("batches_partial", partial.len().to_string()),
+            ("accepted", reports.to_string()),
+            ("delivered", delivered.to_string()),
+            ("lost", "0".into()),
+            ("duplicates", (sb.feedback().len() - delivered).to_string()),
+            ("kills_mid_batch", kills_mid_batch.to_string()),
+            ("orphans_swept", orphans_swept.to_string()),
+        ],
+    );
 }

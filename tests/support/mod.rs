@@ -297,7 +297,9 @@ impl ChildProc {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn child");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {role_test} ({:?}): {e}", cmd.get_program()));
         let out = child.stdout.take().expect("child stdout");
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -348,6 +350,48 @@ impl ChildProc {
         }
     }
 
+    /// Waits for a line equal to `want`; panics on anything else first.
+    pub fn expect_line(&mut self, want: &str) {
+        match self.next_line() {
+            Some(line) if line == want => {}
+            other => panic!(
+                "expected {want:?} from the child, got {other:?}; its stderr:\n{}",
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// Every line not read yet, up to the child's closing its stdout: call
+    /// it once the child is gone (after `wait` or `kill`), or it waits for
+    /// that.
+    pub fn rest(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + CHILD_TIMEOUT;
+        let mut rest = Vec::new();
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => rest.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "the child's stdout stayed open for {CHILD_TIMEOUT:?}; read so far: {rest:?}; \
+                     its stderr:\n{}",
+                    self.stderr_text()
+                ),
+            }
+        }
+    }
+
+    /// SIGKILLs the child, reaps it, and returns its exit status and the
+    /// lines it printed before dying that were not read yet.
+    pub fn kill(&mut self) -> (ExitStatus, Vec<String>) {
+        // `Child::kill` is SIGKILL on Unix.
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for the killed child");
+        (status, self.rest())
+    }
+
     /// Writes one line to the child's stdin.
     pub fn say(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().expect("child stdin");
@@ -372,6 +416,13 @@ impl ChildProc {
             thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Whether a child ended by SIGKILL (and not by exiting on its own).
+#[cfg(unix)]
+pub fn killed_by_sigkill(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(9)
 }
 
 impl Drop for ChildProc {
