@@ -707,8 +707,9 @@ fieldreport_status fieldreport_feedback_set_submitter(fieldreport_feedback *feed
 /**
  * Sets the extra field `name` of the project's feedback source to a string
  * value, replacing an earlier value of the same field. Fields are sent as
- * they are and override the standard ones. Copies the strings; never
- * blocks.
+ * they are; `summary`, `description`, `submitter` and the configured client
+ * id field are refused at submit (they have their own, checked, places).
+ * Copies the strings; never blocks.
  */
 fieldreport_status fieldreport_feedback_set_field_string(fieldreport_feedback *feedback,
                                                          const char *name,

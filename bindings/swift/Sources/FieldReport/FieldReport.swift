@@ -1910,7 +1910,9 @@ public struct Feedback: Equatable, Hashable {
      */
     public var submitter: String?
     /**
-     * Extra fields; they override the standard ones.
+     * Extra fields of the feedback source, sent as they are. `summary`,
+     * `description`, `submitter` and the client id field are refused: they
+     * have their own, checked, places.
      */
     public var fields: [Field]
     /**
@@ -1931,7 +1933,9 @@ public struct Feedback: Equatable, Hashable {
          * The submitter's e-mail or login, when known; otherwise anonymous.
          */submitter: String? = nil, 
         /**
-         * Extra fields; they override the standard ones.
+         * Extra fields of the feedback source, sent as they are. `summary`,
+         * `description`, `submitter` and the client id field are refused: they
+         * have their own, checked, places.
          */fields: [Field] = [], 
         /**
          * Files to upload.

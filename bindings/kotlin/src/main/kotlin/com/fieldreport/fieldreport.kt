@@ -2711,7 +2711,9 @@ data class Feedback (
     var `submitter`: kotlin.String? = null 
     , 
     /**
-     * Extra fields; they override the standard ones.
+     * Extra fields of the feedback source, sent as they are. `summary`,
+     * `description`, `submitter` and the client id field are refused: they
+     * have their own, checked, places.
      */
     var `fields`: List<Field> = listOf() 
     , 
