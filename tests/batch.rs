@@ -4,25 +4,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use fieldreport::{
-    Attachment, Client, CrashReport, Error, Feedback, ReportFilter, ReportKind, ReportState,
-    Submission,
+    Attachment, Client, CrashReport, Error, Feedback, ReportKind, ReportState, Submission,
 };
-
-/// Everything observable about an outbox: its report rows and its files.
-fn snapshot(client: &Client, dir: &Path) -> (String, Vec<String>) {
-    let reports = format!("{:?}", client.reports(&ReportFilter::default()).unwrap());
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    (reports, files)
-}
 
 fn shot(n: u8) -> Attachment {
     Attachment::from_bytes(

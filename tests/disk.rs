@@ -29,20 +29,6 @@ use fieldreport::{
 };
 use support::{figures, scale, Rng};
 
-/// Everything observable about an outbox: its report rows and its files.
-fn snapshot(client: &Client, dir: &Path) -> (String, Vec<String>) {
-    let reports = format!(
-        "{:?}",
-        client.reports(&ReportFilter::default()).expect("list")
-    );
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
-        .expect("files/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    (reports, files)
-}
-
 /// SHA-256 of every file in the outbox's attachment folder, sorted.
 fn copies(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("files"))
@@ -157,7 +143,7 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
     free(&filler, 256 * 1024);
     println!("filler: {filled} bytes, then 256 KiB freed");
 
-    let before = snapshot(&client, &dir);
+    let before = common::snapshot(&client, &dir);
     let copies_before = copies(&dir);
     let mut refused = Vec::new();
     let cases: Vec<(&str, Result<ReportId, Error>)> = vec![
@@ -196,19 +182,23 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
     for (what, result) in cases {
         assert_eq!(result, Err(Error::StorageFull), "{what}");
         refused.push(what);
-        assert_eq!(snapshot(&client, &dir), before, "{what} changed the outbox");
+        assert_eq!(
+            common::snapshot(&client, &dir),
+            before,
+            "{what} changed the outbox"
+        );
     }
 
     // Now completely full: the database itself cannot grow (SQLITE_FULL).
     fill(&filler);
     let mut db_refusals = 0;
     for i in 0..20 {
-        let before = snapshot(&client, &dir);
+        let before = common::snapshot(&client, &dir);
         let summary = format!("a long description on a full disk {i}");
         match client.submit(Feedback::new(&summary).description("d".repeat(90_000))) {
             Err(Error::StorageFull) => {
                 assert_eq!(
-                    snapshot(&client, &dir),
+                    common::snapshot(&client, &dir),
                     before,
                     "a refused commit changed the outbox"
                 );
@@ -402,7 +392,7 @@ fn byte_cap_refuses_without_a_mount(root: &Path) {
             support::bytes_for(1, 0, 300_000),
         )))
         .expect("fits");
-    let before = snapshot(&client, &dir);
+    let before = common::snapshot(&client, &dir);
     let err = client
         .submit(Feedback::new("too much").attach(Attachment::from_bytes(
             "Screenshot",
@@ -411,7 +401,7 @@ fn byte_cap_refuses_without_a_mount(root: &Path) {
         )))
         .expect_err("over the cap");
     assert!(matches!(err, Error::OutboxFull { .. }), "{err:?}");
-    assert_eq!(snapshot(&client, &dir), before);
+    assert_eq!(common::snapshot(&client, &dir), before);
     assert_eq!(
         client.report(kept).expect("kept").state,
         ReportState::Queued
@@ -497,7 +487,7 @@ fn caps_evict_crashes_oldest_first_never_typed_feedback_and_count_every_eviction
         };
         let crashes_before = pending(ReportKind::Crash);
         let held_before = held(&dir);
-        let snap = snapshot(&client, &dir);
+        let snap = common::snapshot(&client, &dir);
         let heard_before = rec.events().len();
         let result = if is_crash {
             let mut c = CrashReport::from_text(format!("crash {step}"));
@@ -574,7 +564,7 @@ fn caps_evict_crashes_oldest_first_never_typed_feedback_and_count_every_eviction
                     "step {step}: a refused report evicted {evicted:?}"
                 );
                 assert_eq!(
-                    snapshot(&client, &dir),
+                    common::snapshot(&client, &dir),
                     snap,
                     "step {step}: refused, yet changed"
                 );

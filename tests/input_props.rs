@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fieldreport::sandbox::Sandbox;
-use fieldreport::{Attachment, Client, Error, Feedback, ReportFilter, ReportState};
+use fieldreport::{Attachment, Client, Error, Feedback, ReportState};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use serde_json::{Map, Value};
@@ -192,19 +192,6 @@ fn expected_body(i: &Input) -> Map<String, Value> {
     m
 }
 
-fn snapshot(client: &Client, dir: &Path) -> (String, Vec<String>) {
-    let reports = format!(
-        "{:?}",
-        client.reports(&ReportFilter::default()).expect("list")
-    );
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
-        .expect("files/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    (reports, files)
-}
-
 /// How one input ended.
 #[derive(Clone, Copy)]
 enum Outcome {
@@ -226,7 +213,7 @@ fn check(client: &Client, sb: &Sandbox, dir: &Path, i: &Input) -> Result<Outcome
         a.content_type = content_type.clone();
         f = f.attach(a);
     }
-    let before = snapshot(client, dir);
+    let before = common::snapshot(client, dir);
     let created_before = sb.feedback().len();
     let accept = should_accept(i);
     let outcome;
@@ -239,7 +226,7 @@ fn check(client: &Client, sb: &Sandbox, dir: &Path, i: &Input) -> Result<Outcome
             );
             prop_assert!(!accept, "refused, but the rules accept it: {e}");
             prop_assert_eq!(
-                snapshot(client, dir),
+                common::snapshot(client, dir),
                 before,
                 "a refusal changed the outbox"
             );

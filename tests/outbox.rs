@@ -14,17 +14,6 @@ use fieldreport::{
 };
 use serde_json::json;
 
-/// Everything observable about an outbox: its report rows and its files.
-fn snapshot(client: &Client, dir: &Path) -> (String, Vec<String>) {
-    let reports = format!("{:?}", client.reports(&ReportFilter::default()).unwrap());
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    (reports, files)
-}
-
 #[test]
 fn bad_input_gets_a_specific_error_and_changes_nothing() {
     let sb = sandbox();

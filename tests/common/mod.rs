@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fieldreport::sandbox::{Sandbox, SandboxConfig};
-use fieldreport::{Client, Config, Event, Listener, ServerConfig};
+use fieldreport::{Client, Config, Event, Listener, ReportFilter, ServerConfig};
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -82,4 +82,19 @@ impl Recorder {
     pub fn events(&self) -> Vec<Event> {
         self.0.lock().unwrap().clone()
     }
+}
+
+/// Everything observable about an outbox: its report rows and the names of
+/// its attachment copies. Equal before and after a refused call.
+pub fn snapshot(client: &Client, dir: &std::path::Path) -> (String, Vec<String>) {
+    let reports = format!(
+        "{:?}",
+        client.reports(&ReportFilter::default()).expect("list")
+    );
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
+        .expect("files/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    (reports, files)
 }
