@@ -930,17 +930,22 @@ impl Outbox {
         next: Option<ReportId>,
     ) -> Result<(Vec<PathBuf>, bool)> {
         let tx = WriteTx::begin(&self.conn)?;
-        tx.prepare_cached(
-            "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
-                    file_elements = ?5, last_error = NULL WHERE id = ?1",
-        )?
-        .execute(params![
-            id,
-            created.id,
-            created.key,
-            created.url,
-            serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into())
-        ])?;
+        let elements =
+            serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into());
+        if delivered {
+            // One update of the row (and of its index entries), not two.
+            tx.prepare_cached(
+                "UPDATE reports SET state = 'delivered', server_id = ?2, server_key = ?3, server_url = ?4,
+                        file_elements = ?5, last_error = NULL, finished_at = ?6, bytes = 0 WHERE id = ?1",
+            )?
+            .execute(params![id, created.id, created.key, created.url, elements, now_ms()])?;
+        } else {
+            tx.prepare_cached(
+                "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
+                        file_elements = ?5, last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, created.id, created.key, created.url, elements])?;
+        }
         for (att_id, route) in routes {
             if let Err(reason) = route {
                 tx.execute(
@@ -950,7 +955,13 @@ impl Outbox {
             }
         }
         let (doomed, marked) = if delivered {
-            (finish_tx(&tx, &self.files, id)?, premark_tx(&tx, next)?)
+            // Copies of attachments rejected by routing (none without any).
+            let doomed = if routes.is_empty() {
+                Vec::new()
+            } else {
+                attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?
+            };
+            (doomed, premark_tx(&tx, next)?)
         } else {
             (Vec::new(), false)
         };

@@ -26,7 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-CEILING_GZ=${FIELDREPORT_SIZE_CEILING_GZ:-2000000}
+CEILING_GZ=${FIELDREPORT_SIZE_CEILING_GZ:-1800000}
 PROFILE=release-small
 check=0
 bloat=0
