@@ -393,6 +393,20 @@ pub(crate) struct Outbox {
     dir: PathBuf,
     files: PathBuf,
     durability: Durability,
+    /// The caps totals as this connection's last insert left them.
+    caps_cache: Option<CapsCache>,
+}
+
+/// Undelivered reports and their bytes after this connection's last insert:
+/// valid while no other connection has committed (`PRAGMA data_version`
+/// unchanged) and this one has changed no row since (`total_changes`
+/// unchanged). Saves summing every queued row's size at each submit.
+#[derive(Clone, Copy)]
+struct CapsCache {
+    data_version: i64,
+    total_changes: u64,
+    count: u64,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -583,6 +597,7 @@ impl Outbox {
             dir: dir.to_path_buf(),
             files,
             durability: policy.durability,
+            caps_cache: None,
         })
     }
 
@@ -718,8 +733,17 @@ impl Outbox {
             )?
             .query_row([], |r| r.get(0))?;
         let mut ids = Vec::with_capacity(reports.len());
-        // Undelivered reports and their bytes, read once per batch.
-        let mut totals = None;
+        // Undelivered reports and their bytes: as the last insert left them
+        // if nothing has changed since, else read (once per batch).
+        let data_version: i64 = tx
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let mut totals = self
+            .caps_cache
+            .filter(|c| {
+                c.data_version == data_version && c.total_changes == self.conn.total_changes()
+            })
+            .map(|c| (c.count, c.bytes));
         let mut evictions = Vec::new();
         let mut doomed = Vec::new();
         for (index, report) in reports.iter_mut().enumerate() {
@@ -787,6 +811,12 @@ impl Outbox {
             ids.push(seq);
         }
         tx.commit()?;
+        self.caps_cache = totals.map(|(count, bytes)| CapsCache {
+            data_version,
+            total_changes: self.conn.total_changes(),
+            count,
+            bytes,
+        });
         for report in &mut reports {
             for a in &mut report.attachments {
                 a.staged.keep();

@@ -832,3 +832,37 @@ fn crash_from_a_file_streams_and_takes_its_summary_from_the_log() {
         .unwrap()
         .contains("Crash report from tests"));
 }
+
+/// The caps are counted again when another client (another connection,
+/// as another process would be) changed the outbox since this client's last
+/// submit, and when this client's own flush delivered some: no stale count
+/// lets the outbox grow past its cap or refuses a report that fits.
+#[test]
+fn caps_see_what_another_client_and_a_flush_changed() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_reports = 4;
+    let a = Client::open(cfg.clone()).unwrap();
+    let b = Client::open(cfg).unwrap();
+    let crash = a.submit_crash(CrashReport::from_text("old crash")).unwrap();
+    a.submit(Feedback::new("a1")).unwrap();
+    a.submit(Feedback::new("a2")).unwrap();
+    // The fourth, through the other connection: full now.
+    b.submit(Feedback::new("b1")).unwrap();
+    // a's own count says 3; the real one is 4: the crash must make room.
+    a.submit(Feedback::new("a3")).unwrap();
+    assert_eq!(a.report(crash).unwrap().state, ReportState::Evicted);
+    assert_eq!(a.stats().unwrap().pending, 4);
+    let err = b.submit(Feedback::new("b2")).unwrap_err();
+    assert!(matches!(err, Error::OutboxFull { .. }), "{err:?}");
+    // Delivered by a flush of the same client: room again.
+    let r = a.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    for n in 0..4 {
+        a.submit(Feedback::new(format!("after {n}"))).unwrap();
+    }
+    let err = a.submit(Feedback::new("one too many")).unwrap_err();
+    assert!(matches!(err, Error::OutboxFull { .. }), "{err:?}");
+    assert_eq!(a.stats().unwrap().pending, 4);
+}
