@@ -432,6 +432,10 @@ impl Inner {
         if value.contains('\0') {
             return Err(Internal::Input(format!("{what} contains a NUL character")));
         }
+        // No more bytes than the limit: no more characters either.
+        if value.len() <= max_chars as usize {
+            return Ok(());
+        }
         let n = value.chars().count();
         if n > max_chars as usize {
             return Err(Internal::Input(format!(
