@@ -15,7 +15,7 @@ use crate::config::{check_path_segment, ApiKey, Config};
 use crate::context;
 use crate::delivery::{self, Created, Exchange, FileElement, RateWindow, Verdict};
 use crate::error::{Error, Internal, Result};
-use crate::outbox::{self, now_ms, NewAttachment, NewReport, Outbox, Staged};
+use crate::outbox::{self, now_ms, NewAttachment, NewReport, Outbox, Staged, Stored};
 use crate::report::{
     Attachment, AttachmentSource, AttachmentState, CrashLog, CrashReport, DeliveryError, Event,
     Feedback, FlushResult, Listener, Receipt, ReportFilter, ReportId, ReportKind, ReportState,
@@ -73,6 +73,13 @@ struct Chain {
     next: Option<ReportId>,
     /// Set when this report's final commit marked `next`.
     marked_next: bool,
+    /// This report's create is recorded as about to leave (by the previous
+    /// commit or its own).
+    marked: bool,
+    /// ...and the request went out (cleared otherwise if delivery fails).
+    sent: bool,
+    /// The report was evicted or purged while it was being delivered.
+    gone: bool,
 }
 
 /// How one report's delivery ended in this flush.
@@ -904,7 +911,7 @@ impl Inner {
             let mut chain = Chain {
                 premarked: premarked.take() == Some(id),
                 next: due.peek().copied(),
-                marked_next: false,
+                ..Chain::default()
             };
             stop = if Instant::now() >= deadline {
                 Some("the time budget is spent".into())
@@ -919,10 +926,22 @@ impl Inner {
                 premarked = chain.premarked.then_some(id);
                 break;
             }
-            let outcome = self.deliver(id, &mut window, deadline, &mut chain)?;
+            let outcome = match self.deliver(id, &mut window, deadline, &mut chain) {
+                Ok(o) => o,
+                Err(e) => {
+                    if chain.marked && !chain.sent {
+                        // Marked as about to leave, and it did not: it is
+                        // not in doubt (best effort; the error is the news).
+                        let _ = self.ddb(|o| o.set_create_sent_cleared(id));
+                    }
+                    return Err(e);
+                }
+            };
             if chain.marked_next {
                 premarked = chain.next;
             }
+            // None: evicted or purged since the flush began; nothing to say.
+            let Some(outcome) = outcome else { continue };
             result.receipts.push(outcome.receipt);
             if outcome.stop.is_some() {
                 stop = outcome.stop;
@@ -937,18 +956,19 @@ impl Inner {
             // With the send times as they were, for the next flush.
             self.ddb(|o| o.save_rate_window(&window))?;
         }
-        self.finish(result, stop)
-    }
-
-    fn finish(&self, mut result: FlushResult, stopped: Option<String>) -> Result<FlushResult> {
         // Given up on a full disk: made again once there is room, counting
         // the room that the delivered copies leave (rare, so waiting here for
-        // their deletion costs the usual flush nothing).
+        // their deletion costs the usual flush nothing). Only by the flush
+        // that holds the lock: another would take the room it works with.
         let reserve = self.config.policy.disk_reserve_bytes;
         if !outbox::has_reserve(&self.config.outbox_dir, reserve) {
             self.join_janitors();
             outbox::ensure_reserve(&self.config.outbox_dir, reserve);
         }
+        self.finish(result, stop)
+    }
+
+    fn finish(&self, mut result: FlushResult, stopped: Option<String>) -> Result<FlushResult> {
         let (pending, dead) = self.ddb(|o| o.count_pending_dead())?;
         result.pending = pending;
         result.dead = dead;
@@ -986,8 +1006,19 @@ impl Inner {
         window: &mut RateWindow,
         deadline: Instant,
         chain: &mut Chain,
-    ) -> Result<Outcome> {
-        let mut row = self.ddb(|o| o.load(id))?;
+    ) -> Result<Option<Outcome>> {
+        chain.marked = chain.premarked;
+        let mut row = match self.ddb(|o| o.load(id)) {
+            Ok(row) => row,
+            // Purged since the flush listed it.
+            Err(Internal::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Evicted, dead or delivered since the flush listed it (another
+        // client's submit or open can evict it): not ours to send.
+        if !matches!(row.state, ReportState::Queued | ReportState::Created) {
+            return Ok(None);
+        }
         let mut receipt = Receipt {
             id,
             state: row.state,
@@ -997,22 +1028,26 @@ impl Inner {
             rejected_attachments: Vec::new(),
         };
         if row.state == ReportState::Queued {
-            if let Some(stop) = self.create(&mut row, &mut receipt, window, chain)? {
-                return Ok(Outcome {
+            let stopped = self.create(&mut row, &mut receipt, window, chain)?;
+            if chain.gone {
+                return Ok(None);
+            }
+            if let Some(stop) = stopped {
+                return Ok(Some(Outcome {
                     receipt,
                     stop: Some(stop),
-                });
+                }));
             }
             match receipt.state {
                 // Nothing to upload: the create's commit finished it.
-                ReportState::Delivered => return Ok(self.delivered(receipt)),
+                ReportState::Delivered => return Ok(Some(self.delivered(receipt))),
                 ReportState::Created => {}
                 // Dead, or waiting for a retry that does not stop the batch.
                 _ => {
-                    return Ok(Outcome {
+                    return Ok(Some(Outcome {
                         receipt,
                         stop: None,
-                    })
+                    }))
                 }
             }
         }
@@ -1067,25 +1102,30 @@ impl Inner {
                 }
                 Verdict::Retry { error, not_before } => {
                     let s = self.fail(id, row.attempts, error, not_before, &mut receipt)?;
-                    return Ok(Outcome { receipt, stop: s });
+                    return Ok(Some(Outcome { receipt, stop: s }));
                 }
                 Verdict::Unauthorized(error) => {
                     let s = self.pause(error, &mut receipt)?;
-                    return Ok(Outcome {
+                    return Ok(Some(Outcome {
                         receipt,
                         stop: Some(s),
-                    });
+                    }));
                 }
             }
         }
         if stop.is_some() {
-            return Ok(Outcome { receipt, stop });
+            return Ok(Some(Outcome { receipt, stop }));
         }
-        let (doomed, marked) = self.ddb(|o| o.mark_delivered(id, chain.next))?;
-        chain.marked_next = marked;
-        self.discard_later(doomed);
+        match self.ddb(|o| o.mark_delivered(id, chain.next))? {
+            Stored::Kept { doomed, marked } => {
+                chain.marked_next = marked;
+                self.discard_later(doomed);
+            }
+            // Evicted while its attachments were going up.
+            Stored::Gone => return Ok(None),
+        }
         receipt.state = ReportState::Delivered;
-        Ok(self.delivered(receipt))
+        Ok(Some(self.delivered(receipt)))
     }
 
     fn delivered(&self, mut receipt: Receipt) -> Outcome {
@@ -1148,8 +1188,9 @@ impl Inner {
                         // twice the request timeout has passed since it was
                         // sent, look again later rather than send it twice.
                         let sent = row.create_sent_at.unwrap_or(0);
-                        let settled =
-                            sent + 2 * self.config.policy.request_timeout.as_millis() as i64;
+                        let settled = sent.saturating_add(
+                            2 * self.config.policy.request_timeout.as_millis() as i64,
+                        );
                         if now_ms() < settled {
                             let error = DeliveryError {
                                 status: None,
@@ -1174,9 +1215,15 @@ impl Inner {
             }
         }
         if !chain.premarked {
-            self.ddb(|o| o.mark_create_sent(id))?;
+            if !self.ddb(|o| o.mark_create_sent(id))? {
+                // Evicted or purged since it was loaded: not sent.
+                chain.gone = true;
+                return Ok(None);
+            }
+            chain.marked = true;
         }
         self.pace(window)?;
+        chain.sent = true;
         let exchange = self.server().create_feedback(&row.payload);
         if let Exchange::Answer(a) = &exchange {
             if (200..300).contains(&a.status) {
@@ -1300,10 +1347,16 @@ impl Inner {
             .zip(&routes)
             .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
         let next = if finished { chain.next } else { None };
-        let (doomed, marked) =
-            self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))?;
-        chain.marked_next = marked;
-        self.discard_later(doomed);
+        match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))? {
+            Stored::Kept { doomed, marked } => {
+                chain.marked_next = marked;
+                self.discard_later(doomed);
+            }
+            Stored::Gone => {
+                chain.gone = true;
+                return Ok(());
+            }
+        }
         row.state = ReportState::Created;
         row.server_key = Some(created.key.clone());
         row.server_url = created.url.clone();

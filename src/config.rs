@@ -360,6 +360,11 @@ impl Policy {
                 )));
             }
         }
+        // The reserve is written at open; more than this would be a disk
+        // filled on purpose.
+        if self.disk_reserve_bytes > 64 * 1024 * 1024 {
+            return bad("policy.disk_reserve_bytes must be at most 64 MiB");
+        }
         // SQLite takes its busy timeout in milliseconds as a C int.
         if self.busy_timeout.as_millis() > i32::MAX as u128 {
             return bad("policy.busy_timeout must be at most 24 days (2,147,483,647 ms)");

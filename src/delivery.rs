@@ -428,7 +428,9 @@ impl RateWindow {
         if per_sec == 0 || (self.sent_ms.len() as u32) < per_sec {
             return Duration::ZERO;
         }
-        let oldest = self.sent_ms[self.sent_ms.len() - per_sec as usize];
+        // A send time ahead of now means the clock was set back: count it
+        // as now, so the wait is never longer than one window.
+        let oldest = self.sent_ms[self.sent_ms.len() - per_sec as usize].min(now_ms);
         Duration::from_millis((oldest + 1000 + RATE_MARGIN_MS).saturating_sub(now_ms))
     }
 
@@ -444,6 +446,22 @@ impl RateWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_set_back_never_makes_the_rate_window_wait_longer_than_a_window() {
+        let mut w = RateWindow::default();
+        let later = 10_000_000u64;
+        for i in 0..10 {
+            w.record(10, later + i);
+        }
+        // The clock went back an hour: wait at most one window.
+        let wait = w.wait(10, later - 3_600_000);
+        assert!(
+            wait <= Duration::from_millis(1000 + RATE_MARGIN_MS),
+            "{wait:?}"
+        );
+        assert!(!wait.is_zero(), "still a full window of sends");
+    }
 
     fn answer(status: u16, body: &str) -> Exchange {
         Exchange::Answer(Answer {

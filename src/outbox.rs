@@ -78,21 +78,36 @@ pub(crate) fn random_id() -> String {
     )
 }
 
-/// A write transaction begun and committed with cached statements:
-/// rusqlite's `Transaction` parses `BEGIN IMMEDIATE` and `COMMIT` anew each
-/// time, a fifth of a small submit's instructions. Rolls back on drop unless
-/// committed. IMMEDIATE takes the write lock at once, so that a reader
-/// upgrading later cannot fail with `SQLITE_BUSY` (the busy handler waits
-/// for BEGIN instead).
-struct WriteTx<'c> {
+/// A transaction begun and committed with cached statements: rusqlite's
+/// `Transaction` parses `BEGIN IMMEDIATE` and `COMMIT` anew each time, a
+/// fifth of a small submit's instructions. Rolls back on drop unless
+/// committed.
+struct Tx<'c> {
     conn: &'c Connection,
     open: bool,
 }
 
-impl<'c> WriteTx<'c> {
-    fn begin(conn: &'c Connection) -> Result<WriteTx<'c>> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(WriteTx { conn, open: true })
+impl<'c> Tx<'c> {
+    /// A write transaction. IMMEDIATE takes the write lock at once, so that
+    /// a reader upgrading later cannot fail with `SQLITE_BUSY` (the busy
+    /// handler waits for BEGIN instead).
+    fn write(conn: &'c Connection) -> Result<Tx<'c>> {
+        Self::begin(conn, "BEGIN IMMEDIATE")
+    }
+
+    /// A read transaction: several reads that see one state of the outbox.
+    fn read(conn: &'c Connection) -> Result<Tx<'c>> {
+        Self::begin(conn, "BEGIN")
+    }
+
+    fn begin(conn: &'c Connection, sql: &str) -> Result<Tx<'c>> {
+        if !conn.is_autocommit() {
+            // Only a ROLLBACK that failed in a drop can leave one open:
+            // statements meant to commit on their own would join it.
+            conn.execute_batch("ROLLBACK")?;
+        }
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(Tx { conn, open: true })
     }
 
     fn commit(mut self) -> Result<()> {
@@ -102,7 +117,7 @@ impl<'c> WriteTx<'c> {
     }
 }
 
-impl std::ops::Deref for WriteTx<'_> {
+impl std::ops::Deref for Tx<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
@@ -110,7 +125,7 @@ impl std::ops::Deref for WriteTx<'_> {
     }
 }
 
-impl Drop for WriteTx<'_> {
+impl Drop for Tx<'_> {
     fn drop(&mut self) {
         // After a failed COMMIT the transaction may still be open.
         if self.open && !self.conn.is_autocommit() {
@@ -352,6 +367,17 @@ pub(crate) struct NewAttachment {
     pub file_name: String,
     pub content_type: String,
     pub staged: Staged,
+}
+
+/// What a commit that stores a delivery step found.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    /// Stored; the attachment copies to delete, and whether the next
+    /// report's create was marked as about to leave.
+    Kept { doomed: Vec<PathBuf>, marked: bool },
+    /// The report is no longer being delivered (evicted or purged since it
+    /// was loaded): nothing changed but, after a create, its server key.
+    Gone,
 }
 
 /// One attachment as delivery needs it.
@@ -724,7 +750,7 @@ impl Outbox {
             sync_dir(&self.files)?;
         }
         let now = now_ms();
-        let tx = WriteTx::begin(&self.conn)?;
+        let tx = Tx::write(&self.conn)?;
         // The sequence number is the row id, known before the insert
         // because the context carries it.
         let first: i64 = tx
@@ -831,7 +857,7 @@ impl Outbox {
     pub(crate) fn expire(&mut self, policy: &Policy) -> Result<(Vec<Eviction>, Vec<PathBuf>)> {
         let now = now_ms();
         let cutoff = now - policy.max_age.as_millis() as i64;
-        let tx = WriteTx::begin(&self.conn)?;
+        let tx = Tx::write(&self.conn)?;
         let old: Vec<(i64, String)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, kind FROM reports WHERE state IN ('queued','created','dead') AND submitted_at < ?1",
@@ -875,7 +901,11 @@ impl Outbox {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The row and its attachments, read in one transaction (an eviction
+    /// between the two reads would show a queued report without its
+    /// attachments).
     pub(crate) fn load(&self, id: ReportId) -> Result<DeliveryRow> {
+        let tx = Tx::read(&self.conn)?;
         let row = self
             .conn
             .prepare_cached(
@@ -923,6 +953,8 @@ impl Outbox {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        tx.commit()?;
         Ok(DeliveryRow {
             id: row.0,
             client_id: row.1,
@@ -938,12 +970,17 @@ impl Outbox {
     }
 
     /// Marks that a create is about to be sent: if no answer is stored
-    /// afterwards, the next attempt knows the server may have it.
-    pub(crate) fn mark_create_sent(&self, id: ReportId) -> Result<()> {
-        self.conn
-            .prepare_cached("UPDATE reports SET create_sent_at = ?2 WHERE id = ?1")?
+    /// afterwards, the next attempt knows the server may have it. `false`
+    /// when the report is no longer queued (evicted or purged meanwhile):
+    /// then it must not be sent.
+    pub(crate) fn mark_create_sent(&self, id: ReportId) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE reports SET create_sent_at = ?2 WHERE id = ?1 AND state = 'queued'",
+            )?
             .execute(params![id, now_ms()])?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Stores the server's answer to a create, and the routing decision of
@@ -958,23 +995,34 @@ impl Outbox {
         routes: &[(i64, Result<String, String>)],
         delivered: bool,
         next: Option<ReportId>,
-    ) -> Result<(Vec<PathBuf>, bool)> {
-        let tx = WriteTx::begin(&self.conn)?;
+    ) -> Result<Stored> {
+        let tx = Tx::write(&self.conn)?;
         let elements =
             serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into());
-        if delivered {
+        let changed = if delivered {
             // One update of the row (and of its index entries), not two.
             tx.prepare_cached(
                 "UPDATE reports SET state = 'delivered', server_id = ?2, server_key = ?3, server_url = ?4,
-                        file_elements = ?5, last_error = NULL, finished_at = ?6, bytes = 0 WHERE id = ?1",
+                        file_elements = ?5, last_error = NULL, finished_at = ?6, bytes = 0
+                 WHERE id = ?1 AND state = 'queued'",
             )?
-            .execute(params![id, created.id, created.key, created.url, elements, now_ms()])?;
+            .execute(params![id, created.id, created.key, created.url, elements, now_ms()])?
         } else {
             tx.prepare_cached(
                 "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
-                        file_elements = ?5, last_error = NULL WHERE id = ?1",
+                        file_elements = ?5, last_error = NULL WHERE id = ?1 AND state = 'queued'",
             )?
-            .execute(params![id, created.id, created.key, created.url, elements])?;
+            .execute(params![id, created.id, created.key, created.url, elements])?
+        };
+        if changed == 0 {
+            // Evicted (or purged) while its create was out: the row keeps
+            // its eviction record, and learns where the server has it.
+            tx.execute(
+                "UPDATE reports SET server_id = ?2, server_key = ?3, server_url = ?4 WHERE id = ?1",
+                params![id, created.id, created.key, created.url],
+            )?;
+            tx.commit()?;
+            return Ok(Stored::Gone);
         }
         for (att_id, route) in routes {
             if let Err(reason) = route {
@@ -996,7 +1044,7 @@ impl Outbox {
             (Vec::new(), false)
         };
         tx.commit()?;
-        Ok((doomed, marked))
+        Ok(Stored::Kept { doomed, marked })
     }
 
     /// The create's answer came back (an error): it is no longer in doubt.
@@ -1032,12 +1080,14 @@ impl Outbox {
         &mut self,
         id: ReportId,
         next: Option<ReportId>,
-    ) -> Result<(Vec<PathBuf>, bool)> {
-        let tx = WriteTx::begin(&self.conn)?;
-        let doomed = finish_tx(&tx, &self.files, id)?;
+    ) -> Result<Stored> {
+        let tx = Tx::write(&self.conn)?;
+        let Some(doomed) = finish_tx(&tx, &self.files, id)? else {
+            return Ok(Stored::Gone);
+        };
         let marked = premark_tx(&tx, next)?;
         tx.commit()?;
-        Ok((doomed, marked))
+        Ok(Stored::Kept { doomed, marked })
     }
 
     /// Records a failed attempt; returns `true` when it was the last one
@@ -1049,32 +1099,38 @@ impl Outbox {
         next_attempt_at: i64,
         max_attempts: u32,
     ) -> Result<bool> {
-        let attempts: u32 = self.conn.query_row(
-            "UPDATE reports SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-             WHERE id = ?1 RETURNING attempts",
-            params![id, next_attempt_at, error_json(error)],
-            |r| r.get(0),
-        )?;
-        self.set_meta("last_error", &error_json(error))?;
-        if attempts >= max_attempts {
+        // One transaction: retried whole on a full disk, never counted twice.
+        let tx = Tx::write(&self.conn)?;
+        let attempts: Option<u32> = tx
+            .query_row(
+                "UPDATE reports SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+                 WHERE id = ?1 AND state IN ('queued','created') RETURNING attempts",
+                params![id, next_attempt_at, error_json(error)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // Evicted or purged while it was being sent: nothing to record.
+        let Some(attempts) = attempts else {
+            return Ok(false);
+        };
+        set_meta_tx(&tx, "last_error", &error_json(error))?;
+        let dead = attempts >= max_attempts;
+        if dead {
             let mut e = error.clone();
             e.message = format!(
                 "gave up after {attempts} attempts; last error: {}",
                 e.message
             );
-            self.mark_dead(id, &e)?;
-            return Ok(true);
+            mark_dead_tx(&tx, id, &e)?;
         }
-        Ok(false)
+        tx.commit()?;
+        Ok(dead)
     }
 
     pub(crate) fn mark_dead(&self, id: ReportId, error: &DeliveryError) -> Result<()> {
-        self.conn.execute(
-            "UPDATE reports SET state = 'dead', last_error = ?2, finished_at = ?3 WHERE id = ?1",
-            params![id, error_json(error), now_ms()],
-        )?;
-        self.set_meta("last_error", &error_json(error))?;
-        Ok(())
+        let tx = Tx::write(&self.conn)?;
+        mark_dead_tx(&tx, id, error)?;
+        tx.commit()
     }
 
     /// Puts a dead report back in the queue, where it left off.
@@ -1109,7 +1165,7 @@ impl Outbox {
 
     /// Deletes one report (or all, with `None`); returns files to delete.
     pub(crate) fn purge(&mut self, id: Option<ReportId>) -> Result<Vec<PathBuf>> {
-        let tx = WriteTx::begin(&self.conn)?;
+        let tx = Tx::write(&self.conn)?;
         let doomed = match id {
             Some(id) => {
                 let doomed = attachment_paths_where(&tx, &self.files, "r.id = ?1", id)?;
@@ -1308,9 +1364,27 @@ pub(crate) fn ensure_reserve(dir: &Path, bytes: u64) -> bool {
         return true;
     }
     let path = dir.join(RESERVE_NAME);
-    let tmp = dir.join(format!("{TMP_PREFIX}{RESERVE_NAME}"));
-    // Left by a process killed while making it.
-    let _ = fs::remove_file(&tmp);
+    // Left by a process killed while making one (a minute old: not one
+    // that another process is writing now).
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let stale = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60));
+            if stale
+                && e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{TMP_PREFIX}{RESERVE_NAME}-"))
+            {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    // A name of its own: two processes making it at once must not write
+    // into, or delete, each other's file.
+    let tmp = dir.join(format!("{TMP_PREFIX}{RESERVE_NAME}-{}", random_id()));
     let made = (|| -> io::Result<()> {
         let mut f = private_file_options().open(&tmp)?;
         let zeros = vec![0u8; 64 * 1024];
@@ -1329,9 +1403,9 @@ pub(crate) fn ensure_reserve(dir: &Path, bytes: u64) -> bool {
     made.is_ok()
 }
 
-/// True when the reserve is in place (or none is wanted).
+/// True when the reserve is in place at its full size (or none is wanted).
 pub(crate) fn has_reserve(dir: &Path, bytes: u64) -> bool {
-    bytes == 0 || dir.join(RESERVE_NAME).exists()
+    bytes == 0 || fs::metadata(dir.join(RESERVE_NAME)).is_ok_and(|m| m.len() >= bytes)
 }
 
 /// Gives the disk reserve up; `true` if there was one.
@@ -1405,14 +1479,30 @@ fn set_meta_tx(tx: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sets a report delivered; returns its attachment copies, to delete.
-fn finish_tx(tx: &Connection, files: &Path, id: ReportId) -> Result<Vec<PathBuf>> {
-    let doomed = attachment_paths_where(tx, files, "r.id = ?1", id)?;
-    tx.prepare_cached(
-        "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL WHERE id = ?1",
-    )?
-    .execute(params![id, now_ms()])?;
-    Ok(doomed)
+/// Sets a created report delivered; returns its attachment copies, to
+/// delete, or `None` if it is not `created` any more (evicted meanwhile).
+fn finish_tx(tx: &Connection, files: &Path, id: ReportId) -> Result<Option<Vec<PathBuf>>> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE reports SET state = 'delivered', finished_at = ?2, bytes = 0, last_error = NULL
+             WHERE id = ?1 AND state = 'created'",
+        )?
+        .execute(params![id, now_ms()])?;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(attachment_paths_where(tx, files, "r.id = ?1", id)?))
+}
+
+/// Makes a report being delivered dead with its reason (not one that was
+/// evicted or purged meanwhile).
+fn mark_dead_tx(tx: &Connection, id: ReportId, error: &DeliveryError) -> Result<()> {
+    tx.execute(
+        "UPDATE reports SET state = 'dead', last_error = ?2, finished_at = ?3
+         WHERE id = ?1 AND state IN ('queued','created')",
+        params![id, error_json(error), now_ms()],
+    )?;
+    set_meta_tx(tx, "last_error", &error_json(error))
 }
 
 /// Marks the create of `next` as about to be sent, if it is queued and not

@@ -884,3 +884,105 @@ fn the_client_id_field_cannot_be_set_as_an_extra_field() {
     );
     assert_eq!(client.stats().unwrap().pending, 0);
 }
+
+/// Runs `act` on the client when the first report is delivered (as an app
+/// submitting or purging from its listener, or another client, would).
+struct OnFirstDelivered {
+    client: std::sync::Mutex<Option<Arc<Client>>>,
+    act: fn(&Client),
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl fieldreport::Listener for OnFirstDelivered {
+    fn on_event(&self, event: Event) {
+        if matches!(event, Event::Delivered { .. }) {
+            if let Some(c) = self.client.lock().unwrap().take() {
+                (self.act)(&c);
+            }
+        }
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+fn flush_while(
+    act: fn(&Client),
+) -> (
+    Sandbox,
+    tempfile::TempDir,
+    Arc<Client>,
+    Vec<i64>,
+    Vec<Event>,
+) {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_reports = 3;
+    let client = Arc::new(Client::open(cfg).unwrap());
+    let ids = vec![
+        client.submit(feedback("typed first")).unwrap(),
+        client
+            .submit_crash(CrashReport::from_text("crash one"))
+            .unwrap(),
+        client
+            .submit_crash(CrashReport::from_text("crash two"))
+            .unwrap(),
+    ];
+    let listener = Arc::new(OnFirstDelivered {
+        client: std::sync::Mutex::new(Some(Arc::clone(&client))),
+        act,
+        events: std::sync::Mutex::new(Vec::new()),
+    });
+    client.set_listener(Some(listener.clone()));
+    client
+        .flush(Duration::from_secs(10))
+        .expect("the flush goes on");
+    client.set_listener(None);
+    let events = listener.events.lock().unwrap().clone();
+    (sb, dir, client, ids, events)
+}
+
+/// A report evicted while a flush is under way (here by submits from the
+/// listener; another client or process can do the same) is not sent, and
+/// keeps its eviction record: it is never shown as delivered.
+#[test]
+fn a_report_evicted_during_a_flush_is_not_sent_nor_marked_delivered() {
+    let (sb, _dir, client, ids, events) = flush_while(|c| {
+        c.submit_crash(CrashReport::from_text("crash three"))
+            .unwrap();
+        // Over the cap of 3: the oldest crash ("crash one") is evicted.
+        c.submit_crash(CrashReport::from_text("crash four"))
+            .unwrap();
+    });
+    let evicted = client.report(ids[1]).unwrap();
+    assert_eq!(evicted.state, ReportState::Evicted);
+    assert!(evicted.last_error.unwrap().message.contains("evicted"));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::Delivered { receipt } if receipt.id == ids[1])));
+    let sent: Vec<String> = sb
+        .feedback()
+        .iter()
+        .map(|f| f.body["summary"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        ["typed first", "crash two"],
+        "the evicted one was not sent"
+    );
+    assert_eq!(client.report(ids[2]).unwrap().state, ReportState::Delivered);
+}
+
+/// A report purged while a flush is under way is skipped; the flush goes on.
+#[test]
+fn a_report_purged_during_a_flush_is_skipped() {
+    let (sb, _dir, client, ids, _events) = flush_while(|c| {
+        c.purge(2).unwrap();
+    });
+    assert!(matches!(
+        client.report(ids[1]),
+        Err(fieldreport::Error::NotFound { .. })
+    ));
+    assert_eq!(client.report(ids[2]).unwrap().state, ReportState::Delivered);
+    assert_eq!(sb.feedback().len(), 2);
+    assert_eq!(client.stats().unwrap().pending, 0);
+}
