@@ -24,6 +24,10 @@ use crate::report::{
 use crate::sender::Sender;
 use crate::server::Server;
 
+/// How old a create's "about to leave" mark may be when the request leaves
+/// before it is written again with the real time.
+const PREMARK_FRESH: Duration = Duration::from_secs(1);
+
 /// The longest a server's own word (`Retry-After`) may hold delivery back.
 const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -69,10 +73,12 @@ pub(crate) struct Inner {
 struct Chain {
     /// The report being delivered was marked so by the previous commit.
     premarked: bool,
+    /// When that commit was made.
+    premarked_at: Option<Instant>,
     /// The report after it in this flush, if any.
     next: Option<ReportId>,
-    /// Set when this report's final commit marked `next`.
-    marked_next: bool,
+    /// When this report's final commit marked `next`, if it did.
+    marked_next: Option<Instant>,
     /// This report's create is recorded as about to leave (by the previous
     /// commit or its own).
     marked: bool,
@@ -908,8 +914,10 @@ impl Inner {
         // A report whose create was marked as about to leave, and not sent.
         let mut premarked = None;
         while let Some(id) = due.next() {
+            let marked_at = premarked.take().filter(|(m, _)| *m == id).map(|(_, at)| at);
             let mut chain = Chain {
-                premarked: premarked.take() == Some(id),
+                premarked: marked_at.is_some(),
+                premarked_at: marked_at,
                 next: due.peek().copied(),
                 ..Chain::default()
             };
@@ -923,7 +931,7 @@ impl Inner {
                 None
             };
             if stop.is_some() {
-                premarked = chain.premarked.then_some(id);
+                premarked = marked_at.map(|at| (id, at));
                 break;
             }
             let outcome = match self.deliver(id, &mut window, deadline, &mut chain) {
@@ -937,8 +945,8 @@ impl Inner {
                     return Err(e);
                 }
             };
-            if chain.marked_next {
-                premarked = chain.next;
+            if let (Some(at), Some(next)) = (chain.marked_next, chain.next) {
+                premarked = Some((next, at));
             }
             // None: evicted or purged since the flush began; nothing to say.
             let Some(outcome) = outcome else { continue };
@@ -948,7 +956,7 @@ impl Inner {
                 break;
             }
         }
-        if let Some(id) = premarked {
+        if let Some((id, _)) = premarked {
             // Not sent after all: not in doubt.
             self.ddb(|o| o.set_create_sent_cleared(id))?;
         }
@@ -1118,7 +1126,7 @@ impl Inner {
         }
         match self.ddb(|o| o.mark_delivered(id, chain.next))? {
             Stored::Kept { doomed, marked } => {
-                chain.marked_next = marked;
+                chain.marked_next = marked.then(Instant::now);
                 self.discard_later(doomed);
             }
             // Evicted while its attachments were going up.
@@ -1223,6 +1231,17 @@ impl Inner {
             chain.marked = true;
         }
         self.pace(window)?;
+        // Marked by the previous report's commit, then held up (listener
+        // callbacks, the rate limit): mark it again with the time it
+        // really leaves, which the lookup's wait counts from.
+        if chain
+            .premarked_at
+            .is_some_and(|at| at.elapsed() > PREMARK_FRESH)
+            && !self.ddb(|o| o.mark_create_sent(id))?
+        {
+            chain.gone = true;
+            return Ok(None);
+        }
         chain.sent = true;
         let exchange = self.server().create_feedback(&row.payload);
         if let Exchange::Answer(a) = &exchange {
@@ -1349,7 +1368,7 @@ impl Inner {
         let next = if finished { chain.next } else { None };
         match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))? {
             Stored::Kept { doomed, marked } => {
-                chain.marked_next = marked;
+                chain.marked_next = marked.then(Instant::now);
                 self.discard_later(doomed);
             }
             Stored::Gone => {

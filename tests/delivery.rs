@@ -986,3 +986,51 @@ fn a_report_purged_during_a_flush_is_skipped() {
     assert_eq!(sb.feedback().len(), 2);
     assert_eq!(client.stats().unwrap().pending, 0);
 }
+
+/// Sleeps in the listener when the first report is delivered, and notes
+/// when it woke (unix ms).
+struct SlowListener(std::sync::Mutex<Option<u128>>);
+
+impl fieldreport::Listener for SlowListener {
+    fn on_event(&self, event: Event) {
+        if matches!(&event, Event::Delivered { receipt } if receipt.id == 1) {
+            std::thread::sleep(Duration::from_millis(1500));
+            *self.0.lock().unwrap() = Some(
+                SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            );
+        }
+    }
+}
+
+/// The next report's create is marked as about to leave by the previous
+/// report's commit; when a slow listener holds it up, the mark is written
+/// again with the time the request really leaves (the lookup's wait counts
+/// from it).
+#[test]
+fn a_create_held_up_after_its_mark_is_marked_again_when_it_leaves() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    client.submit(feedback("first")).unwrap();
+    let second = client.submit(feedback("second")).unwrap();
+    let listener = Arc::new(SlowListener(std::sync::Mutex::new(None)));
+    client.set_listener(Some(listener.clone()));
+    let r = client.flush(Duration::from_secs(20)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    let woke = listener.0.lock().unwrap().expect("the listener ran");
+    let sent_at: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+        .unwrap()
+        .query_row(
+            "SELECT create_sent_at FROM reports WHERE id = ?1",
+            [second],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        sent_at as u128 >= woke,
+        "marked at {sent_at}, before the listener let it go at {woke}"
+    );
+}
