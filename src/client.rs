@@ -594,9 +594,10 @@ impl Inner {
         validate_file_name(&file_name)?;
         let content_type = match &a.content_type {
             Some(t) => {
-                if !t.contains('/') || t.chars().any(|c| c.is_control()) || t.len() > 200 {
+                if !is_mime_type(t) {
                     return Err(Internal::Input(format!(
-                        "content type {t:?} is not a MIME type"
+                        "content type {t:?} is not a MIME type (type/subtype, then any ; parameters; \
+                         at most 200 bytes, no control characters, no spaces around it)"
                     )));
                 }
                 t.clone()
@@ -1555,6 +1556,30 @@ fn open_regular_file(p: &Path) -> Result<File> {
     File::open(p).map_err(|e| Internal::Unreadable { name, source: e })
 }
 
+/// `type/subtype` of HTTP tokens, optionally followed by `;` parameters
+/// (RFC 9110 media types), as it can travel in a header: no control
+/// characters, no whitespace at either end (HTTP strips it), at most 200
+/// bytes.
+fn is_mime_type(t: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    };
+    let (essence, params) = match t.split_once(';') {
+        Some((e, p)) => (e.trim_end(), Some(p)),
+        None => (t, None),
+    };
+    let Some((ty, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    t.len() <= 200
+        && t.trim() == t
+        && token(ty)
+        && token(sub)
+        && params.is_none_or(|p| !p.chars().any(char::is_control))
+}
+
 /// A NUL anywhere in a JSON value: in a string, an object key, nested.
 fn has_nul(v: &Value) -> bool {
     match v {
@@ -1610,6 +1635,36 @@ mod tests {
         assert_eq!(guess_content_type("a.PNG"), "image/png");
         assert_eq!(guess_content_type("crash.log.gz"), "application/gzip");
         assert_eq!(guess_content_type("core"), "application/octet-stream");
+    }
+
+    #[test]
+    fn mime_types() {
+        for ok in [
+            "image/png",
+            "text/plain; charset=utf-8",
+            "text/plain ;charset=\"a b\"",
+            "application/vnd.api+json",
+        ] {
+            assert!(is_mime_type(ok), "{ok}");
+        }
+        for bad in [
+            "png",
+            "/",
+            " /",
+            "a/",
+            "/b",
+            " image/png",
+            "image/png ",
+            "a b/c",
+            "a/b c",
+            "a/b\n",
+            "a/b;\u{7}",
+            "",
+        ] {
+            assert!(!is_mime_type(bad), "{bad:?}");
+        }
+        assert!(is_mime_type(&format!("x/{}", "y".repeat(198))));
+        assert!(!is_mime_type(&format!("x/{}", "y".repeat(199))));
     }
 
     #[test]

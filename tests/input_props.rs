@@ -112,6 +112,34 @@ fn input() -> impl Strategy<Value = Input> {
         )
 }
 
+/// The documented media type rule: `type/subtype` of HTTP token
+/// characters, then optional `;` parameters without control characters;
+/// nothing around it; at most 200 bytes.
+fn media_type_ok(t: &str) -> bool {
+    const TCHAR: &str = "!#$%&'*+-.^_`|~";
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || TCHAR.as_bytes().contains(&b))
+    };
+    if t.len() > 200 || t.starts_with(char::is_whitespace) || t.ends_with(char::is_whitespace) {
+        return false;
+    }
+    let mut parts = t.splitn(2, ';');
+    let essence = parts.next().unwrap_or("");
+    if parts
+        .next()
+        .is_some_and(|p| p.chars().any(char::is_control))
+    {
+        return false;
+    }
+    let essence = essence.trim_end();
+    match essence.split_once('/') {
+        Some((a, b)) => is_token(a) && is_token(b),
+        None => false,
+    }
+}
+
 /// A NUL in any string of a JSON value, keys included.
 fn nul_anywhere(v: &Value) -> bool {
     match v {
@@ -168,7 +196,7 @@ fn should_accept(i: &Input) -> bool {
             return false;
         }
         if let Some(t) = content_type {
-            if !t.contains('/') || t.chars().any(char::is_control) || t.len() > 200 {
+            if !media_type_ok(t) {
                 return false;
             }
         }

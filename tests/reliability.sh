@@ -39,10 +39,12 @@ export FIELDREPORT_FIGURES_FILE="$figures"
 echo "== reliability suites ($mode); log: $log"
 start=$(date +%s)
 status=0
+# --no-fail-fast: one failing suite must not hide the others' figures; and
+# each command's status counts (a group's status would be its last one's).
 {
-  cargo test --test faults --test kill --test disk --test hostile --test input_props -- --nocapture
-  cargo test --lib proptests
-} > "$log" 2>&1 || status=$?
+  cargo test --no-fail-fast --test faults --test kill --test disk --test hostile --test input_props -- --nocapture || status=$?
+  cargo test --lib proptests || status=$?
+} > "$log" 2>&1
 secs=$(( $(date +%s) - start ))
 grep -E '^test result|FAILED|panicked|skipped:|seed ' "$log" || true
 
