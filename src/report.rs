@@ -203,7 +203,8 @@ pub enum ReportState {
 }
 
 impl ReportState {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The state's name, as stored in the outbox and shown in JSON output.
+    pub fn as_str(self) -> &'static str {
         match self {
             ReportState::Queued => "queued",
             ReportState::Created => "created",
@@ -237,6 +238,15 @@ pub enum AttachmentState {
 }
 
 impl AttachmentState {
+    /// The state's name, as stored in the outbox and shown in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentState::Pending => "pending",
+            AttachmentState::Uploaded => "uploaded",
+            AttachmentState::Rejected => "rejected",
+        }
+    }
+
     pub(crate) fn parse(s: &str) -> Option<AttachmentState> {
         Some(match s {
             "pending" => AttachmentState::Pending,
@@ -257,7 +267,8 @@ pub enum ReportKind {
 }
 
 impl ReportKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// The kind's name, as stored in the outbox and shown in JSON output.
+    pub fn as_str(self) -> &'static str {
         match self {
             ReportKind::Feedback => "feedback",
             ReportKind::Crash => "crash",

@@ -463,7 +463,7 @@ fn flush(client: &Client, args: &Args) -> Result<u8, Fail> {
             println!(
                 "report {}: {}{}{}",
                 rc.id,
-                state_name(rc.state),
+                rc.state.as_str(),
                 rc.server_key
                     .as_ref()
                     .map(|k| format!(" {k}"))
@@ -498,7 +498,7 @@ fn status(client: &Client, args: &Args) -> Result<u8, Fail> {
                 "report {} (seq {}): {} — {:?}{}",
                 r.id,
                 r.seq,
-                state_name(r.state),
+                r.state.as_str(),
                 r.summary,
                 r.server_key
                     .as_ref()
@@ -638,7 +638,7 @@ fn demo() -> Result<u8, Fail> {
         println!(
             "report {} {}: {} {}",
             rc.id,
-            state_name(rc.state),
+            rc.state.as_str(),
             rc.server_key.as_deref().unwrap_or("-"),
             rc.server_url.as_deref().unwrap_or("-")
         );
@@ -667,16 +667,6 @@ fn demo() -> Result<u8, Fail> {
     } else {
         println!("demo: not everything was delivered: {:?}", result.stopped);
         Ok(exit_for(result.pending, result.dead.max(1)))
-    }
-}
-
-fn state_name(s: ReportState) -> &'static str {
-    match s {
-        ReportState::Queued => "queued",
-        ReportState::Created => "created",
-        ReportState::Delivered => "delivered",
-        ReportState::Dead => "dead",
-        ReportState::Evicted => "evicted",
     }
 }
 
@@ -714,7 +704,7 @@ fn flush_json(r: &FlushResult) -> Value {
     json!({
         "receipts": r.receipts.iter().map(|rc| json!({
             "id": rc.id,
-            "state": state_name(rc.state),
+            "state": rc.state.as_str(),
             "serverKey": rc.server_key,
             "serverUrl": rc.server_url,
             "error": error_json(&rc.error),
@@ -732,7 +722,7 @@ fn report_json(r: &ReportStatus) -> Value {
         "clientId": r.client_id,
         "seq": r.seq,
         "kind": format!("{:?}", r.kind).to_lowercase(),
-        "state": state_name(r.state),
+        "state": r.state.as_str(),
         "summary": r.summary,
         "submittedAt": unix(r.submitted_at),
         "attempts": r.attempts,

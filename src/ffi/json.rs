@@ -6,8 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::report::{
-    AttachmentState, AttachmentStatus, DeliveryError, Event, FlushResult, Receipt, ReportKind,
-    ReportState, ReportStatus, Stats,
+    AttachmentStatus, DeliveryError, Event, FlushResult, Receipt, ReportStatus, Stats,
 };
 
 /// Milliseconds since the Unix epoch (negative before it).
@@ -15,31 +14,6 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
-
-pub(crate) fn state_name(s: ReportState) -> &'static str {
-    match s {
-        ReportState::Queued => "queued",
-        ReportState::Created => "created",
-        ReportState::Delivered => "delivered",
-        ReportState::Dead => "dead",
-        ReportState::Evicted => "evicted",
-    }
-}
-
-fn kind_name(k: ReportKind) -> &'static str {
-    match k {
-        ReportKind::Feedback => "feedback",
-        ReportKind::Crash => "crash",
-    }
-}
-
-fn attachment_state_name(s: AttachmentState) -> &'static str {
-    match s {
-        AttachmentState::Pending => "pending",
-        AttachmentState::Uploaded => "uploaded",
-        AttachmentState::Rejected => "rejected",
     }
 }
 
@@ -65,7 +39,7 @@ fn attachment(a: &AttachmentStatus) -> Value {
         "content_type": a.content_type,
         "size": a.size,
         "sha256": a.sha256,
-        "state": attachment_state_name(a.state),
+        "state": a.state.as_str(),
         "reason": a.reason,
     })
 }
@@ -75,8 +49,8 @@ pub(crate) fn report(r: &ReportStatus) -> Value {
         "id": r.id,
         "client_id": r.client_id,
         "seq": r.seq,
-        "kind": kind_name(r.kind),
-        "state": state_name(r.state),
+        "kind": r.kind.as_str(),
+        "state": r.state.as_str(),
         "summary": r.summary,
         "submitted_at_ms": unix_ms(r.submitted_at),
         "attempts": r.attempts,
@@ -110,7 +84,7 @@ pub(crate) fn stats(s: &Stats) -> Value {
 pub(crate) fn receipt(r: &Receipt) -> Value {
     json!({
         "id": r.id,
-        "state": state_name(r.state),
+        "state": r.state.as_str(),
         "server_key": r.server_key,
         "server_url": r.server_url,
         "error": opt_error(&r.error),
