@@ -71,9 +71,8 @@ pub(crate) struct Inner {
 /// to leave, so that each report costs one commit instead of two.
 #[derive(Default)]
 struct Chain {
-    /// The report being delivered was marked so by the previous commit.
-    premarked: bool,
-    /// When that commit was made.
+    /// When the previous report's commit marked this one as about to
+    /// leave, if it did.
     premarked_at: Option<Instant>,
     /// The report after it in this flush, if any.
     next: Option<ReportId>,
@@ -917,7 +916,6 @@ impl Inner {
         while let Some(id) = due.next() {
             let marked_at = premarked.take().filter(|(m, _)| *m == id).map(|(_, at)| at);
             let mut chain = Chain {
-                premarked: marked_at.is_some(),
                 premarked_at: marked_at,
                 next: due.peek().copied(),
                 ..Chain::default()
@@ -1016,7 +1014,7 @@ impl Inner {
         deadline: Instant,
         chain: &mut Chain,
     ) -> Result<Option<Outcome>> {
-        chain.marked = chain.premarked;
+        chain.marked = chain.premarked_at.is_some();
         let mut row = match self.ddb(|o| o.load(id)) {
             Ok(row) => row,
             // Purged since the flush listed it.
@@ -1178,7 +1176,7 @@ impl Inner {
         chain: &mut Chain,
     ) -> Result<Option<String>> {
         let id = row.id;
-        if row.create_sent_at.is_some() && !chain.premarked {
+        if row.create_sent_at.is_some() && chain.premarked_at.is_none() {
             // An earlier create went out and no answer was stored: the
             // server may have the feedback.
             if let Some(lookup_key) = self.config.server.lookup_key.clone() {
@@ -1223,7 +1221,7 @@ impl Inner {
                 self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
             }
         }
-        if !chain.premarked {
+        if chain.premarked_at.is_none() {
             if !self.ddb(|o| o.mark_create_sent(id))? {
                 // Evicted or purged since it was loaded: not sent.
                 chain.gone = true;
