@@ -568,15 +568,6 @@ mod proptests {
     use super::*;
     use proptest::prelude::*;
 
-    fn cases() -> u32 {
-        let full = std::env::var("FIELDREPORT_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
-        if full {
-            20_000
-        } else {
-            512
-        }
-    }
-
     fn piece() -> impl Strategy<Value = String> {
         prop_oneof![
             any::<String>(),
@@ -668,7 +659,7 @@ mod proptests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: cases(),
+            cases: crate::proptest_cases(),
             failure_persistence: None,
             ..ProptestConfig::default()
         })]

@@ -675,15 +675,6 @@ mod proptests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn cases() -> u32 {
-        let full = std::env::var("FIELDREPORT_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
-        if full {
-            20_000
-        } else {
-            512
-        }
-    }
-
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_795_000_000)
     }
@@ -784,7 +775,7 @@ mod proptests {
 
     proptest! {
         #![proptest_config(ProptestConfig {
-            cases: cases(),
+            cases: crate::proptest_cases(),
             failure_persistence: None,
             ..ProptestConfig::default()
         })]

@@ -84,3 +84,15 @@ use foreign::UniFfiTag;
 
 /// The library's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Cases per property test in the library's own `proptests` modules: 512,
+/// or 20 000 with `FIELDREPORT_FULL=1` (the full reliability run).
+#[cfg(test)]
+pub(crate) fn proptest_cases() -> u32 {
+    let full = std::env::var("FIELDREPORT_FULL").is_ok_and(|v| !v.is_empty() && v != "0");
+    if full {
+        20_000
+    } else {
+        512
+    }
+}
