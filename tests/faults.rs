@@ -144,6 +144,24 @@ const BROKEN_CREATED_BODIES: &[&str] = &[
     "{\"key\":\"BUG-9\"}",
 ];
 
+/// Queues the faults of `plan` at the sandbox, then `passes` harmless ones
+/// (a request after a stop would take one); returns how many were queued.
+fn queue_plan(
+    sb: &Sandbox,
+    plan: &[Kind],
+    passes: usize,
+    rng: &mut Rng,
+    fabricated: &mut Vec<String>,
+) -> usize {
+    for &k in plan {
+        sb.inject(make_fault(k, rng, fabricated));
+    }
+    for _ in 0..passes {
+        sb.inject(make_fault(Pass, rng, fabricated));
+    }
+    plan.len() + passes
+}
+
 fn make_fault(kind: Kind, rng: &mut Rng, fabricated: &mut Vec<String>) -> Fault {
     match kind {
         Pass => Fault::Delay(Duration::ZERO),
@@ -506,13 +524,7 @@ fn storm(spec: Storm) {
             });
         }
         // Passes after the plan: any request after a stop would take one.
-        let queued = plan.len() + 300;
-        for &k in &plan {
-            sb.inject(make_fault(k, &mut rng, &mut fabricated));
-        }
-        for _ in plan.len()..queued {
-            sb.inject(Fault::Delay(Duration::ZERO));
-        }
+        let queued = queue_plan(&sb, &plan, 300, &mut rng, &mut fabricated);
         let result = client.flush(Duration::from_secs(300)).expect("flush");
         let consumed = queued - sb.pending_faults();
         sb.clear_faults();
@@ -967,13 +979,7 @@ fn a_flush_stops_at_the_first_network_failure() {
                     .submit(Feedback::new(format!("plain {i}")))
                     .expect("submit");
             }
-            let queued = plan.len() + 20;
-            for &k in &plan {
-                sb.inject(make_fault(k, &mut rng, &mut fabricated));
-            }
-            for _ in plan.len()..queued {
-                sb.inject(Fault::Delay(Duration::ZERO));
-            }
+            let queued = queue_plan(&sb, &plan, 20, &mut rng, &mut fabricated);
             let r = client.flush(Duration::from_secs(60)).expect("flush");
             let consumed = queued - sb.pending_faults();
             let what = format!(
