@@ -22,7 +22,7 @@ use std::time::Duration;
 use fieldreport::sandbox::Sandbox;
 use fieldreport::{
     Attachment, AttachmentState, Client, Config, Error, Feedback, ReportFilter, ReportId,
-    ReportState, ServerConfig,
+    ReportState,
 };
 use support::{figures, ChildProc};
 
@@ -34,13 +34,7 @@ const KEY_VAR: &str = "FIELDREPORT_HOSTILE_KEY";
 const NOBODY: u32 = 65534;
 
 fn config_for(dir: &Path, url: &str, key: &str) -> Config {
-    let mut c = Config::new(
-        dir,
-        ServerConfig::with_base_url(url, "WidgetPro", "Mobile", key),
-    );
-    c.policy.retry_base = Duration::from_millis(20);
-    c.policy.retry_max = Duration::from_millis(200);
-    c.policy.request_timeout = Duration::from_secs(5);
+    let mut c = common::config_at(dir, url, key);
     c.policy.max_requests_per_sec = 0;
     c
 }

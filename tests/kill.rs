@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use fieldreport::sandbox::{Fault, Sandbox};
 use fieldreport::{
     Attachment, AttachmentState, Client, Config, CrashReport, Feedback, ReportFilter, ReportId,
-    ReportKind, ReportState, ReportStatus, ServerConfig, Submission,
+    ReportKind, ReportState, ReportStatus, Submission,
 };
 use serde_json::json;
 use support::{bytes_for, killed_by_sigkill, mix, tell_parent, ChildProc, Rng, CHILD_TIMEOUT};
@@ -317,16 +317,8 @@ fn fast_config(dir: &Path, sb: &Sandbox) -> Config {
 /// The child's config: the same policy as `fast_config`, for a sandbox known
 /// only by URL and key.
 fn child_config(dir: &Path, base_url: &str, api_key: &str) -> Config {
-    let mut c = Config::new(
-        dir,
-        ServerConfig::with_base_url(base_url, "WidgetPro", "Mobile", api_key),
-    );
-    c.policy.retry_base = Duration::from_millis(20);
-    c.policy.retry_max = Duration::from_millis(200);
-    c.policy.request_timeout = Duration::from_secs(5);
-    c.policy.connect_timeout = Duration::from_secs(2);
+    let mut c = common::config_at(dir, base_url, api_key);
     c.policy.max_requests_per_sec = 0;
-    c.app.name = Some("tests".into());
     c
 }
 

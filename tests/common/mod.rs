@@ -30,9 +30,15 @@ pub fn sandbox_unlimited() -> Sandbox {
 
 /// A config for `dir` and `sb` with retries fast enough for tests.
 pub fn config(dir: &std::path::Path, sb: &Sandbox) -> Config {
+    config_at(dir, &sb.base_url(), sb.api_key())
+}
+
+/// The same, for a sandbox known only by its URL and key (a child process
+/// of a test).
+pub fn config_at(dir: &std::path::Path, base_url: &str, api_key: &str) -> Config {
     let mut c = Config::new(
         dir,
-        ServerConfig::with_base_url(sb.base_url(), "WidgetPro", "Mobile", sb.api_key()),
+        ServerConfig::with_base_url(base_url, "WidgetPro", "Mobile", api_key),
     );
     c.policy.retry_base = Duration::from_millis(20);
     c.policy.retry_max = Duration::from_millis(200);
