@@ -505,10 +505,9 @@ fn bench_submit_small(plan: &Plan, work: &Path, prefill: usize) -> Vec<Row> {
 // submit: a large attachment from a file
 // ---------------------------------------------------------------------------
 
-fn bench_submit_large(plan: &Plan, work: &Path, big: &Path) -> Vec<Row> {
-    let dir = work.join("submit-large");
-    fs::create_dir_all(&dir).unwrap();
-    let client = Client::open(config(&dir.join("outbox"), UNUSED_URL)).expect("client opens");
+/// Submits one small report with a 4 KiB attachment: the copy-in and (once
+/// flushed) the upload paths run once before anything is timed.
+fn submit_warm_up(client: &Client) {
     client
         .submit(Feedback::new("warm-up").attach(Attachment::from_bytes(
             "Log",
@@ -516,6 +515,13 @@ fn bench_submit_large(plan: &Plan, work: &Path, big: &Path) -> Vec<Row> {
             vec![7; 4096],
         )))
         .unwrap();
+}
+
+fn bench_submit_large(plan: &Plan, work: &Path, big: &Path) -> Vec<Row> {
+    let dir = work.join("submit-large");
+    fs::create_dir_all(&dir).unwrap();
+    let client = Client::open(config(&dir.join("outbox"), UNUSED_URL)).expect("client opens");
+    submit_warm_up(&client);
     client.purge_all().unwrap();
     let copy = dir.join("copy.bin");
     let (mut ours, mut base) = (Samples::default(), Samples::default());
@@ -655,13 +661,7 @@ fn bench_upload(
     cfg.policy.max_requests_per_sec = 0;
     let client = Client::open(cfg).expect("client opens");
     // Warm up: a small report through the same paths; curl once.
-    client
-        .submit(Feedback::new("warm-up").attach(Attachment::from_bytes(
-            "Log",
-            "w.txt",
-            vec![7; 4096],
-        )))
-        .unwrap();
+    submit_warm_up(&client);
     client.flush(Duration::from_secs(30)).unwrap();
     let small = dir.join("small.bin");
     fs::write(&small, vec![7u8; 4096]).unwrap();
@@ -1075,13 +1075,7 @@ fn child(role: &str) {
             let mut cfg = config(&dir.join("outbox"), base_url);
             cfg.policy.max_requests_per_sec = 0;
             let client = Client::open(cfg).expect("open");
-            client
-                .submit(Feedback::new("warm-up").attach(Attachment::from_bytes(
-                    "Log",
-                    "w.txt",
-                    vec![7; 4096],
-                )))
-                .unwrap();
+            submit_warm_up(&client);
             client.flush(Duration::from_secs(30)).unwrap();
             assert!(reset_peak(), "cannot reset VmHWM (/proc/self/clear_refs)");
             let r0 = rss_kib();
