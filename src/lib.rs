@@ -64,6 +64,7 @@ pub mod ffi;
 mod foreign;
 mod outbox;
 pub mod report;
+mod resolver;
 pub mod sandbox;
 mod schema;
 mod sender;

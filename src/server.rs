@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::{ApiKey, Policy};
 use crate::delivery::{Answer, Exchange};
+use crate::resolver::CachingResolver;
 
 /// Answers larger than this are cut: Centercode's answers are small, and a
 /// misbehaving proxy must not make us buffer megabytes.
@@ -16,6 +17,8 @@ const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 
 pub(crate) struct Server {
     agent: ureq::Agent,
+    /// The agent's resolver, told to forget when a request fails.
+    resolver: CachingResolver,
     base_url: String,
     project: String,
     feedback_type: String,
@@ -43,16 +46,22 @@ impl Server {
         api_key: ApiKey,
         policy: &Policy,
     ) -> Server {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(policy.connect_timeout))
             .timeout_recv_response(Some(policy.request_timeout))
             .timeout_recv_body(Some(policy.request_timeout))
             .user_agent(concat!("fieldreport/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let resolver = CachingResolver::default();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            resolver.clone(),
+        );
         Server {
             agent,
+            resolver,
             base_url,
             project,
             feedback_type,
@@ -196,8 +205,14 @@ impl Server {
                     body,
                 })
             }
-            Err(e) if never_sent(&e) => Exchange::NotSent(self.redact(&e.to_string())),
-            Err(e) => Exchange::Transport(self.redact(&e.to_string())),
+            Err(e) => {
+                self.resolver.forget();
+                if never_sent(&e) {
+                    Exchange::NotSent(self.redact(&e.to_string()))
+                } else {
+                    Exchange::Transport(self.redact(&e.to_string()))
+                }
+            }
         }
     }
 
