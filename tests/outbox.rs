@@ -535,7 +535,16 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 3, "upgraded to the current version");
+        assert_eq!(v, 4, "upgraded to the current version");
+        let indexes: Vec<String> = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+            .unwrap()
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reports' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(indexes, ["reports_queue"], "one queue index, the two it replaced dropped");
         let next = client.submit(Feedback::new("after upgrade")).unwrap();
         let status = client.report(next).unwrap();
         assert_eq!(status.seq, next_seq, "the sequence continues");
