@@ -997,17 +997,20 @@ impl Outbox {
         next: Option<ReportId>,
     ) -> Result<Stored> {
         let tx = Tx::write(&self.conn)?;
-        let elements =
-            serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into());
         let changed = if delivered {
             // One update of the row (and of its index entries), not two.
+            // The file elements are not kept: nothing is left to upload
+            // (serializing them was a twentieth of a delivered report's
+            // instructions).
             tx.prepare_cached(
                 "UPDATE reports SET state = 'delivered', server_id = ?2, server_key = ?3, server_url = ?4,
-                        file_elements = ?5, last_error = NULL, finished_at = ?6, bytes = 0
+                        last_error = NULL, finished_at = ?5, bytes = 0
                  WHERE id = ?1 AND state = 'queued'",
             )?
-            .execute(params![id, created.id, created.key, created.url, elements, now_ms()])?
+            .execute(params![id, created.id, created.key, created.url, now_ms()])?
         } else {
+            let elements =
+                serde_json::to_string(&created.file_elements).unwrap_or_else(|_| "[]".into());
             tx.prepare_cached(
                 "UPDATE reports SET state = 'created', server_id = ?2, server_key = ?3, server_url = ?4,
                         file_elements = ?5, last_error = NULL WHERE id = ?1 AND state = 'queued'",
