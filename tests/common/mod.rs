@@ -92,15 +92,37 @@ impl Recorder {
 
 /// Everything observable about an outbox: its report rows and the names of
 /// its attachment copies. Equal before and after a refused call.
+///
+/// A flush deletes delivered reports' copies on a helper thread, so the
+/// copies are read once only the undelivered reports' remain (or after
+/// ten seconds, and then the comparison shows what is left over).
 pub fn snapshot(client: &Client, dir: &std::path::Path) -> (String, Vec<String>) {
-    let reports = format!(
-        "{:?}",
-        client.reports(&ReportFilter::default()).expect("list")
-    );
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
-        .expect("files/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    (reports, files)
+    let list = client.reports(&ReportFilter::default()).expect("list");
+    let owned: usize = list
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.state,
+                fieldreport::ReportState::Queued
+                    | fieldreport::ReportState::Created
+                    | fieldreport::ReportState::Dead
+            )
+        })
+        .map(|r| r.attachments.len())
+        .sum();
+    let read = || {
+        let mut files: Vec<String> = std::fs::read_dir(dir.join("files"))
+            .expect("files/")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        files
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut files = read();
+    while files.len() > owned && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        files = read();
+    }
+    (format!("{list:?}"), files)
 }
