@@ -752,10 +752,12 @@ impl Outbox {
         let now = now_ms();
         let tx = Tx::write(&self.conn)?;
         // The sequence number is the row id, known before the insert
-        // because the context carries it.
+        // because the context carries it: above every row and every id
+        // ever deleted (schema V5), so never reused.
         let first: i64 = tx
             .prepare_cached(
-                "SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reports'",
+                "SELECT max(coalesce((SELECT max(id) FROM reports), 0),
+                            coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0)) + 1",
             )?
             .query_row([], |r| r.get(0))?;
         let mut ids = Vec::with_capacity(reports.len());

@@ -79,12 +79,84 @@ DROP INDEX reports_age_size;
 CREATE INDEX reports_queue ON reports(state, submitted_at, bytes, next_attempt_at);
 ";
 
+/// Version 5: the reports table rebuilt without `AUTOINCREMENT` and
+/// without the unique index on `client_id`, two of the pages that every
+/// submit wrote besides the row's (`client_id` is 128 random bits, made
+/// here, and never looked up locally; the sequence table was rewritten by
+/// every insert). Ids are still never reused: the highest id ever deleted
+/// is kept in `meta.id_floor` by a trigger (deletions are rare: purge and
+/// the retention of delivered rows), and an insert takes the next id above
+/// both it and the highest row. Done as SQLite documents a table rebuild,
+/// with foreign keys off (see [`migrate`]) so that dropping the old table
+/// does not cascade to the attachments. The sequence row left for
+/// `reports` (2^53, never read by this version) is for a process of an
+/// older version still running across the upgrade, which takes its next
+/// id from it: its next submit takes an id above every other, the one
+/// after fails on the primary key, and neither reuses an id.
+const V5: &str = "
+CREATE TABLE reports_v5 (
+    id INTEGER PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    context TEXT NOT NULL,
+    submitted_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    create_sent_at INTEGER,
+    server_id TEXT,
+    server_key TEXT,
+    server_url TEXT,
+    file_elements TEXT,
+    last_error TEXT,
+    finished_at INTEGER,
+    bytes INTEGER NOT NULL
+);
+INSERT INTO reports_v5 (id, client_id, seq, kind, state, summary, payload, context, submitted_at,
+        attempts, next_attempt_at, create_sent_at, server_id, server_key, server_url, file_elements,
+        last_error, finished_at, bytes)
+    SELECT id, client_id, seq, kind, state, summary, payload, context, submitted_at,
+        attempts, next_attempt_at, create_sent_at, server_id, server_key, server_url, file_elements,
+        last_error, finished_at, bytes
+    FROM reports;
+INSERT INTO meta (key, value)
+    SELECT 'id_floor', CAST(max(
+        coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reports'), 0),
+        coalesce((SELECT max(id) FROM reports), 0)) AS TEXT)
+    WHERE true
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+DROP TABLE reports;
+ALTER TABLE reports_v5 RENAME TO reports;
+CREATE INDEX reports_queue ON reports(state, submitted_at, bytes, next_attempt_at);
+INSERT INTO sqlite_sequence (name, seq) VALUES ('reports', 9007199254740992);
+CREATE TRIGGER reports_id_floor AFTER DELETE ON reports
+    WHEN old.id > coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0)
+BEGIN
+    INSERT INTO meta (key, value) VALUES ('id_floor', CAST(old.id AS TEXT))
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+END;
+";
+
 /// Every migration, in order; the schema version is its length.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Brings the database up to `migrations.len()`, in one IMMEDIATE
 /// transaction so that two processes opening at once do not both migrate.
 pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    // A table rebuild drops the old table: with foreign keys on, that
+    // would delete every attachment row by cascade. The setting cannot
+    // change inside a transaction, so it is off around it and restored.
+    let foreign_keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let migrated = migrate_tx(conn, migrations);
+    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
+    migrated
+}
+
+fn migrate_tx(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     let target = migrations.len() as u32;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -97,6 +169,15 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> 
     for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as u32)?;
+    }
+    // What the rebuild copied must still hold together.
+    let dangling: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    if dangling > 0 {
+        return Err(Internal::State(format!(
+            "the outbox upgrade left {dangling} rows without their report; it was rolled back"
+        )));
     }
     tx.commit()?;
     Ok(())
@@ -116,6 +197,59 @@ mod tests {
         assert_eq!(v as usize, MIGRATIONS.len());
         // Idempotent.
         migrate(&mut c, MIGRATIONS).unwrap();
+    }
+
+    /// A process of version 3 or 4 takes its next id from the sequence
+    /// table: after the rebuild that id is above every other, and the
+    /// current way (above the highest row and the highest deleted id)
+    /// continues after it.
+    #[test]
+    fn an_older_process_after_the_rebuild_does_not_reuse_ids() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let fk_before: bool = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        migrate(&mut c, &MIGRATIONS[..4]).unwrap();
+        let insert = |c: &Connection, id: i64| {
+            c.execute(
+                "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+                 VALUES (?1, ?1, ?1, 'feedback', 'queued', 's', '{}', '{}', 0, 2)",
+                [id],
+            )
+            .unwrap();
+        };
+        insert(&c, 1);
+        insert(&c, 2);
+        c.execute("DELETE FROM reports WHERE id = 2", []).unwrap();
+        migrate(&mut c, MIGRATIONS).unwrap();
+        let old_next: i64 = c
+            .query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reports'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old_next, (1 << 53) + 1);
+        let floor: String = c
+            .query_row("SELECT value FROM meta WHERE key = 'id_floor'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(floor, "2", "the deleted id 2 is carried over");
+        insert(&c, old_next);
+        let next: i64 = c
+            .query_row(
+                "SELECT max(coalesce((SELECT max(id) FROM reports), 0),
+                            coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0)) + 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(next, old_next + 1);
+        let fk: bool = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, fk_before, "left as it was before the migration");
     }
 
     #[test]

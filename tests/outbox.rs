@@ -535,7 +535,7 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
             .unwrap()
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 4, "upgraded to the current version");
+        assert_eq!(v, 5, "upgraded to the current version");
         let indexes: Vec<String> = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
             .unwrap()
             .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reports' AND sql IS NOT NULL")
@@ -544,7 +544,16 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(indexes, ["reports_queue"], "one queue index, the two it replaced dropped");
+        assert_eq!(
+            indexes,
+            ["reports_queue"],
+            "one queue index, the two it replaced dropped, no unique index on client_id"
+        );
+        let check: String = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+            .unwrap()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
         let next = client.submit(Feedback::new("after upgrade")).unwrap();
         let status = client.report(next).unwrap();
         assert_eq!(status.seq, next_seq, "the sequence continues");
@@ -874,4 +883,42 @@ fn caps_see_what_another_client_and_a_flush_changed() {
     let err = a.submit(Feedback::new("one too many")).unwrap_err();
     assert!(matches!(err, Error::OutboxFull { .. }), "{err:?}");
     assert_eq!(a.stats().unwrap().pending, 4);
+}
+
+/// Ids (and the `seq` the context carries) are never reused, even after
+/// the newest reports are purged, in this process or the next.
+#[test]
+fn ids_are_not_reused_after_the_newest_reports_are_purged() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let (a, last) = {
+        let client = open(dir.path(), &sb);
+        let a = client.submit(Feedback::new("a")).unwrap();
+        let b = client.submit(Feedback::new("b")).unwrap();
+        client.purge(b).unwrap();
+        let c = client.submit(Feedback::new("c")).unwrap();
+        assert_eq!(c, b + 1, "the purged newest id is not taken again");
+        assert_eq!(client.report(c).unwrap().seq, c);
+        client.purge_all().unwrap();
+        (a, c)
+    };
+    assert!(a < last);
+    let client = open(dir.path(), &sb);
+    let d = client
+        .submit(Feedback::new("d").attach(Attachment::from_bytes(
+            "Screenshot",
+            "d.png",
+            b"png".to_vec(),
+        )))
+        .unwrap();
+    assert_eq!(d, last + 1, "nor after purge_all and a reopen");
+    assert_eq!(client.report(d).unwrap().context["seq"], d);
+    // Foreign keys are back on after the open's migration: a purge takes
+    // the attachment rows with the report.
+    client.purge(d).unwrap();
+    let orphans: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM attachments", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orphans, 0);
 }
