@@ -614,7 +614,15 @@ impl Outbox {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
             true,
         )?;
-        schema::migrate(&mut conn, schema::MIGRATIONS)?;
+        if let Err(e) = schema::migrate(&mut conn, schema::MIGRATIONS) {
+            // An upgrade needs room (schema 5 copies the reports table): on
+            // a full disk the reserve kept for delivery makes it, or the
+            // outbox would stay closed, and undelivered, until space returns.
+            if !(e.is_storage_full() && policy.disk_reserve_bytes > 0 && release_reserve(dir)) {
+                return Err(e);
+            }
+            schema::migrate(&mut conn, schema::MIGRATIONS)?;
+        }
         // A damaged page shows up on the first real read; check the tables.
         conn.query_row("SELECT count(*) FROM reports", [], |r| r.get::<_, i64>(0))?;
         conn.set_prepared_statement_cache_capacity(64);

@@ -634,3 +634,103 @@ fn caps_evict_crashes_oldest_first_never_typed_feedback_and_count_every_eviction
         ],
     );
 }
+
+fn user_version(db: &Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .expect("open")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
+/// An outbox written by an older version, on a disk that has filled up:
+/// the upgrade (schema 5 copies the reports table) takes the room of the
+/// disk reserve, so the outbox opens, instead of staying closed (and its
+/// reports undelivered) until space returns. Without a reserve (policy 0)
+/// the open is refused with `StorageFull` and the file is left as it was.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_upgrade_on_a_full_disk_takes_the_reserve() {
+    let tmp = common::tempdir();
+    let mnt = tmp.path().join("mnt");
+    let mount = match support::Mount::small_fs(&mnt, 8) {
+        Ok(m) => m,
+        Err(reason) => {
+            println!("skipped: cannot mount ({reason})");
+            figures("upgrade_on_full_disk", &[("mounted", "false".into())]);
+            return;
+        }
+    };
+    println!("mounted an 8 MiB {} on {}", mount.how, mnt.display());
+    let sb = common::sandbox_unlimited();
+    let dir = mnt.join("outbox");
+    let db = dir.join("outbox.sqlite");
+    std::fs::create_dir_all(dir.join("files")).expect("outbox dir");
+    let n: i64 = 120;
+    // Held open to the end: its WAL index stays allocated, as an app's
+    // would be (a shared-memory page first touched on a full tmpfs is a
+    // SIGBUS, not an error).
+    let holder = rusqlite::Connection::open(&db).expect("v1 database");
+    holder.execute_batch(common::FROZEN_V1).expect("v1 schema");
+    let _: String = holder
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .expect("wal");
+    let description = "written before the upgrade ".repeat(110);
+    for i in 1..=n {
+        let payload =
+            serde_json::json!({"summary": format!("old {i}"), "description": description});
+        holder
+            .execute(
+                "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+                 VALUES (?1, ?2, 'feedback', 'queued', ?3, ?4, '{}', ?5, ?6)",
+                rusqlite::params![
+                    format!("client-{i}"),
+                    i,
+                    format!("old {i}"),
+                    payload.to_string(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis() as i64,
+                    payload.to_string().len() as i64
+                ],
+            )
+            .expect("v1 row");
+    }
+    holder
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    // The reserve that the older version made.
+    std::fs::write(dir.join("reserve"), vec![0u8; 1 << 20]).expect("reserve");
+    let filler = mnt.join("filler");
+    let filled = fill(&filler);
+
+    let mut cfg = common::config(&dir, &sb);
+    cfg.policy.max_requests_per_sec = 0;
+    let mut without = cfg.clone();
+    without.policy.disk_reserve_bytes = 0;
+    let refused = Client::open(without).err();
+    assert_eq!(refused, Some(Error::StorageFull), "no reserve, no room");
+    assert_eq!(user_version(&db), 1, "the failed upgrade left it as it was");
+    assert!(dir.join("reserve").exists());
+
+    let client = Client::open(cfg).expect("the upgrade takes the reserve's room");
+    assert_eq!(user_version(&db), 5);
+    assert!(!dir.join("reserve").exists(), "given up for the upgrade");
+    assert_eq!(client.stats().expect("stats").pending, n as u64);
+    // Space returns: every report written before the upgrade is delivered.
+    free(&filler, filled);
+    let r = client.flush(Duration::from_secs(60)).expect("flush");
+    assert_eq!(r.pending, 0, "{r:?}");
+    let summaries: Vec<String> = sb
+        .feedback()
+        .iter()
+        .map(|f| f.body["summary"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(summaries.len() as i64, n);
+    assert_eq!(summaries[0], "old 1");
+    figures(
+        "upgrade_on_full_disk",
+        &[("mounted", "true".into()), ("reports", n.to_string())],
+    );
+    drop(holder);
+}

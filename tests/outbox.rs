@@ -485,25 +485,6 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     assert_eq!(v, 99);
 }
 
-/// Version 1 of the schema as released, frozen here: the upgrade path from
-/// it must keep working whatever the current schema becomes.
-const FROZEN_V1: &str = "
-CREATE TABLE reports (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL,
-    kind TEXT NOT NULL, state TEXT NOT NULL, summary TEXT NOT NULL, payload TEXT NOT NULL,
-    context TEXT NOT NULL, submitted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL DEFAULT 0, create_sent_at INTEGER, server_id TEXT,
-    server_key TEXT, server_url TEXT, file_elements TEXT, last_error TEXT, finished_at INTEGER,
-    bytes INTEGER NOT NULL);
-CREATE TABLE attachments (
-    id INTEGER PRIMARY KEY, report_id INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
-    position INTEGER NOT NULL, element_key TEXT NOT NULL, file_name TEXT NOT NULL,
-    content_type TEXT NOT NULL, stored_name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', reason TEXT);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-PRAGMA user_version = 1;
-";
-
 /// The sequence continues after an upgrade: from the row id counter, or
 /// from `meta.seq` if that ever ran ahead of it (version 3 takes `seq` from
 /// the id).
@@ -517,7 +498,7 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
         std::fs::write(dir.path().join("files/att-v1"), &bytes).unwrap();
         {
             let c = rusqlite::Connection::open(dir.path().join("outbox.sqlite")).unwrap();
-            c.execute_batch(FROZEN_V1).unwrap();
+            c.execute_batch(common::FROZEN_V1).unwrap();
             c.execute_batch(&format!(
                 "INSERT INTO reports (client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
                  VALUES ('c1', {stored_seq}, 'feedback', 'queued', 'from v1', '{{\"summary\":\"from v1\"}}', '{{}}', {}, 100);

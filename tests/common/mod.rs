@@ -126,3 +126,22 @@ pub fn snapshot(client: &Client, dir: &std::path::Path) -> (String, Vec<String>)
     }
     (format!("{list:?}"), files)
 }
+
+/// Version 1 of the schema as released, frozen here: the upgrade path from
+/// it must keep working whatever the current schema becomes.
+pub const FROZEN_V1: &str = "
+CREATE TABLE reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL,
+    kind TEXT NOT NULL, state TEXT NOT NULL, summary TEXT NOT NULL, payload TEXT NOT NULL,
+    context TEXT NOT NULL, submitted_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0, create_sent_at INTEGER, server_id TEXT,
+    server_key TEXT, server_url TEXT, file_elements TEXT, last_error TEXT, finished_at INTEGER,
+    bytes INTEGER NOT NULL);
+CREATE TABLE attachments (
+    id INTEGER PRIMARY KEY, report_id INTEGER NOT NULL REFERENCES reports(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL, element_key TEXT NOT NULL, file_name TEXT NOT NULL,
+    content_type TEXT NOT NULL, stored_name TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', reason TEXT);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA user_version = 1;
+";
