@@ -68,8 +68,10 @@ mkdir -p "$out/jniLibs" "$out/aar"
 cd "$root"
 targs=()
 for abi in "${abis[@]}"; do targs+=(-t "$abi"); done
-echo "== cargo ndk ${targs[*]} build --lib --profile $profile"
-cargo ndk "${targs[@]}" --platform "$min_sdk" build --lib --profile "$profile"
+# `rustc --crate-type cdylib`, not `build`: with the three crate types of
+# Cargo.toml, `build` makes the .so without LTO (rust-lang/cargo#4611).
+echo "== cargo ndk ${targs[*]} rustc --lib --profile $profile --crate-type cdylib"
+cargo ndk "${targs[@]}" --platform "$min_sdk" rustc --lib --profile "$profile" --crate-type cdylib
 
 for abi in "${abis[@]}"; do
     built="$target_dir/${triple[$abi]}/$profile/libfieldreport.so"
