@@ -145,6 +145,11 @@ impl ServerConfig {
             )));
         }
         match scheme {
+            "https" if !cfg!(feature = "rustls") => return Err(Internal::Config(
+                "this build of fieldreport has no TLS (its `rustls` feature is off), so it cannot \
+                     reach an https:// base URL; use a build with TLS"
+                    .into(),
+            )),
             "https" => {}
             "http" if is_loopback(host) || self.allow_insecure_http => {}
             "http" => {
@@ -498,6 +503,7 @@ mod tests {
         ServerConfig::with_base_url(url, "WidgetPro", "Mobile", "k")
     }
 
+    #[cfg(feature = "rustls")] // https:// URLs
     #[test]
     fn company_builds_the_documented_url() {
         let s = ServerConfig::centercode("acme", "WidgetPro", "Mobile", "k");
@@ -525,6 +531,18 @@ mod tests {
         assert!(s.resolved_base_url().is_ok());
         assert!(server("ftp://example.com").resolved_base_url().is_err());
         assert!(server("https://").resolved_base_url().is_err());
+        // Without the `rustls` feature an https:// URL is refused up front,
+        // not at the first delivery.
+        let https = server("https://h/api/v1").resolved_base_url();
+        if cfg!(feature = "rustls") {
+            assert!(https.is_ok(), "{https:?}");
+        } else {
+            assert!(
+                matches!(&https, Err(Internal::Config(m)) if m.contains("no TLS")),
+                "{https:?}"
+            );
+            assert!(server("http://127.0.0.1:9/api").resolved_base_url().is_ok());
+        }
         assert!(server("https://h/api?x=1").resolved_base_url().is_err());
     }
 
@@ -537,6 +555,7 @@ mod tests {
         assert!(dbg.contains("redacted"));
     }
 
+    #[cfg(feature = "rustls")] // https:// URLs
     #[test]
     fn validation_names_the_problem() {
         let mut cfg = Config::new("/tmp/x", server("https://h/api/v1"));

@@ -227,6 +227,7 @@ fn never_sent(e: &ureq::Error) -> bool {
     use ureq::Timeout;
     match e {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Tls(_) => true,
+        #[cfg(feature = "rustls")]
         ureq::Error::Rustls(_) => true,
         ureq::Error::Timeout(t) => matches!(t, Timeout::Resolve | Timeout::Connect),
         ureq::Error::Io(io) => matches!(

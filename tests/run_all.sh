@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project: Rust (unit, integration, CLI, the short
-# reliability suites), the C header and the generated bindings checked for
+# reliability suites; the library and delivery tests again without TLS),
+# the C header and the generated bindings checked for
 # drift, then each binding in its own language: C (gcc and g++, static and
 # shared, valgrind), Python (pytest) and Kotlin (JUnit on the JVM).
 # Exits non-zero when any suite fails.
@@ -9,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 echo "== Rust: unit, integration, CLI and reliability tests"
 cargo test --features cli
+
+echo "== Rust without the bundled TLS stack (feature rustls off: plain HTTP only)"
+cargo test --no-default-features --lib --test delivery
 
 echo "== Generated bindings match uniffi.udl"
 # The drift test reads the cdylib beside the bindgen; `cargo test` alone

@@ -12,6 +12,12 @@
 #                                       (cargo bloat --crates; installs
 #                                       cargo-bloat from crates.io if missing;
 #                                       builds in target/size-bloat)
+#   bash tests/bench/size.sh --no-tls   also build without the bundled TLS
+#                                       stack (--no-default-features: plain
+#                                       HTTP only), in target/size-notls, and
+#                                       print that size: the floor for a
+#                                       build whose TLS comes from the
+#                                       platform
 #   bash tests/bench/size.sh --full-sqlite
 #                                       also build with libsqlite3-sys's
 #                                       default options (LIBSQLITE3_FLAGS
@@ -31,12 +37,14 @@ PROFILE=release-small
 check=0
 bloat=0
 full_sqlite=0
+no_tls=0
 for arg in "$@"; do
   case "$arg" in
     --check) check=1 ;;
     --bloat) bloat=1 ;;
     --full-sqlite) full_sqlite=1 ;;
-    *) echo "usage: $0 [--check] [--bloat] [--full-sqlite]" >&2; exit 2 ;;
+    --no-tls) no_tls=1 ;;
+    *) echo "usage: $0 [--check] [--bloat] [--full-sqlite] [--no-tls]" >&2; exit 2 ;;
   esac
 done
 
@@ -81,6 +89,18 @@ if [ "$full_sqlite" = 1 ]; then
   fgz=$(gzip -9 -c "$out/libfieldreport.full-sqlite.so" | wc -c)
   printf 'with the full SQLite: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
     "$fbytes" $((fbytes - bytes)) "$fgz" $((fgz - gz))
+fi
+
+if [ "$no_tls" = 1 ]; then
+  echo "== the same without the bundled TLS stack (--no-default-features), in target/size-notls" >&2
+  CARGO_TARGET_DIR=target/size-notls \
+    cargo rustc --lib --profile "$PROFILE" --crate-type cdylib --no-default-features >&2
+  strip --strip-unneeded -o "$out/libfieldreport.no-tls.so" "target/size-notls/$PROFILE/libfieldreport.so"
+  nbytes=$(stat -c %s "$out/libfieldreport.no-tls.so")
+  ngz=$(gzip -9 -c "$out/libfieldreport.no-tls.so" | wc -c)
+  printf 'without TLS: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
+    "$nbytes" $((nbytes - bytes)) "$ngz" $((ngz - gz))
+  printf 'no_tls_gzip_bytes\t%s\n' "$ngz" >> "$out/size.tsv"
 fi
 
 if [ "$bloat" = 1 ]; then
