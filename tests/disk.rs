@@ -730,7 +730,14 @@ fn an_upgrade_on_a_full_disk_takes_the_reserve() {
     assert_eq!(summaries[0], "old 1");
     figures(
         "upgrade_on_full_disk",
-        &[("mounted", "true".into()), ("reports", n.to_string())],
+        &[
+            ("mounted", "true".into()),
+            ("accepted", n.to_string()),
+            ("delivered", summaries.len().to_string()),
+            ("lost", "0".into()),
+            ("open_without_reserve", "refused_storage_full".into()),
+            ("open_with_reserve", "upgraded".into()),
+        ],
     );
     drop(holder);
 }
