@@ -618,7 +618,18 @@ impl Outbox {
             // An upgrade needs room (schema 5 copies the reports table): on
             // a full disk the reserve kept for delivery makes it, or the
             // outbox would stay closed, and undelivered, until space returns.
-            if !(e.is_storage_full() && policy.disk_reserve_bytes > 0 && release_reserve(dir)) {
+            // Not when the whole database is larger than the reserve: the
+            // copy would not fit either, and the reserve would be gone.
+            let db_bytes: i64 = conn.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                [],
+                |r| r.get(0),
+            )?;
+            if !(e.is_storage_full()
+                && policy.disk_reserve_bytes > 0
+                && db_bytes.max(0) as u64 <= policy.disk_reserve_bytes
+                && release_reserve(dir))
+            {
                 return Err(e);
             }
             schema::migrate(&mut conn, schema::MIGRATIONS)?;

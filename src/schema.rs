@@ -89,10 +89,11 @@ CREATE INDEX reports_queue ON reports(state, submitted_at, bytes, next_attempt_a
 /// both it and the highest row. Done as SQLite documents a table rebuild,
 /// with foreign keys off (see [`migrate`]) so that dropping the old table
 /// does not cascade to the attachments. The sequence row left for
-/// `reports` (2^53, never read by this version) is for a process of an
+/// `reports` (2^40, never read by this version) is for a process of an
 /// older version still running across the upgrade, which takes its next
 /// id from it: its next submit takes an id above every other, the one
-/// after fails on the primary key, and neither reuses an id.
+/// after fails on the primary key, and neither reuses an id. (2^40, not
+/// more: ids and `seq` must stay exact as JSON numbers, below 2^53.)
 const V5: &str = "
 CREATE TABLE reports_v5 (
     id INTEGER PRIMARY KEY,
@@ -131,7 +132,7 @@ INSERT INTO meta (key, value)
 DROP TABLE reports;
 ALTER TABLE reports_v5 RENAME TO reports;
 CREATE INDEX reports_queue ON reports(state, submitted_at, bytes, next_attempt_at);
-INSERT INTO sqlite_sequence (name, seq) VALUES ('reports', 9007199254740992);
+INSERT INTO sqlite_sequence (name, seq) VALUES ('reports', 1099511627776);
 CREATE TRIGGER reports_id_floor AFTER DELETE ON reports
     WHEN old.id > coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'id_floor'), 0)
 BEGIN
@@ -166,17 +167,29 @@ fn migrate_tx(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
              it is left untouched"
         )));
     }
+    if current == target {
+        return Ok(());
+    }
+    // What a rebuild copies must still hold together: no attachment row
+    // may lose its report (rows already orphaned by some other writer are
+    // not the upgrade's doing, and do not stop it).
+    let dangling = |tx: &Connection| -> Result<i64> {
+        Ok(tx.query_row(
+            "SELECT count(*) FROM pragma_foreign_key_check('attachments')",
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    let before = if current > 0 { dangling(&tx)? } else { 0 };
     for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as u32)?;
     }
-    // What the rebuild copied must still hold together.
-    let dangling: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-        r.get(0)
-    })?;
-    if dangling > 0 {
+    let after = dangling(&tx)?;
+    if after > before {
         return Err(Internal::State(format!(
-            "the outbox upgrade left {dangling} rows without their report; it was rolled back"
+            "the outbox upgrade would have left {} attachment rows without their report; it was rolled back",
+            after - before
         )));
     }
     tx.commit()?;
@@ -229,7 +242,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(old_next, (1 << 53) + 1);
+        assert_eq!(old_next, (1 << 40) + 1);
         let floor: String = c
             .query_row("SELECT value FROM meta WHERE key = 'id_floor'", [], |r| {
                 r.get(0)
@@ -250,6 +263,49 @@ mod tests {
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(fk, fk_before, "left as it was before the migration");
+    }
+
+    /// An attachment row orphaned by some other writer (foreign keys are
+    /// off by default in a plain connection) does not stop an upgrade, nor
+    /// the opens after it: only rows the upgrade itself orphaned would.
+    #[test]
+    fn an_orphan_left_by_another_writer_does_not_stop_the_upgrade() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, &MIGRATIONS[..4]).unwrap();
+        c.pragma_update(None, "foreign_keys", false).unwrap();
+        c.execute(
+            "INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+             VALUES (77, 0, 'Log', 'x.log', 'text/plain', 'att-x', 1, 'ab')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut c, MIGRATIONS).unwrap();
+        migrate(&mut c, MIGRATIONS).unwrap();
+        let v: u32 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        // A migration that does orphan rows is rolled back.
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, MIGRATIONS).unwrap();
+        c.execute_batch(
+            "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
+                 VALUES (1, 'c', 1, 'feedback', 'queued', 's', '{}', '{}', 0, 2);
+             INSERT INTO attachments (report_id, position, element_key, file_name, content_type, stored_name, size, sha256)
+                 VALUES (1, 0, 'Log', 'y.log', 'text/plain', 'att-y', 1, 'ab');",
+        )
+        .unwrap();
+        let mut broken: Vec<&str> = MIGRATIONS.to_vec();
+        broken.push("DELETE FROM reports;");
+        let e = migrate(&mut c, &broken).unwrap_err();
+        assert!(
+            matches!(&e, Internal::State(m) if m.contains("without their report")),
+            "{e:?}"
+        );
+        let reports: i64 = c
+            .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(reports, 1, "rolled back");
     }
 
     #[test]

@@ -227,6 +227,8 @@ fn never_sent(e: &ureq::Error) -> bool {
     use ureq::Timeout;
     match e {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Tls(_) => true,
+        // An https:// URL (a file element's) in a build without TLS.
+        ureq::Error::TlsRequired => true,
         #[cfg(feature = "rustls")]
         ureq::Error::Rustls(_) => true,
         ureq::Error::Timeout(t) => matches!(t, Timeout::Resolve | Timeout::Connect),

@@ -124,6 +124,12 @@ pub fn snapshot(client: &Client, dir: &std::path::Path) -> (String, Vec<String>)
         std::thread::sleep(Duration::from_millis(10));
         files = read();
     }
+    if files.len() > owned {
+        println!(
+            "snapshot: {} copies for {owned} attachments of undelivered reports after 10 s",
+            files.len()
+        );
+    }
     (format!("{list:?}"), files)
 }
 
