@@ -1353,9 +1353,25 @@ impl Outbox {
         Ok(RateWindow { sent_ms })
     }
 
+    /// Saves the shared rate window. Not synced, even with
+    /// `Durability::Full`: it has to survive a crash of this process (a
+    /// commit in the OS's cache does), and after a power loss the restart
+    /// takes longer than the one second the window covers. At the default
+    /// policy that is one fsync per request fewer.
     pub(crate) fn save_rate_window(&self, w: &RateWindow) -> Result<()> {
         let s: Vec<String> = w.sent_ms.iter().map(|x| x.to_string()).collect();
-        self.set_meta("rate_window", &s.join(","))
+        if self.durability != Durability::Full {
+            return self.set_meta("rate_window", &s.join(","));
+        }
+        self.conn
+            .prepare_cached("PRAGMA synchronous = NORMAL")?
+            .execute([])?;
+        let saved = self.set_meta("rate_window", &s.join(","));
+        // Restored whatever happened: every other commit stays synced.
+        self.conn
+            .prepare_cached("PRAGMA synchronous = FULL")?
+            .execute([])?;
+        saved
     }
 
     pub(crate) fn count_pending_dead(&self) -> Result<(u64, u64)> {
@@ -1677,6 +1693,28 @@ fn make_room(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rate window's commit is not synced, and every commit after it
+    /// is again (`PRAGMA synchronous` back to FULL, 2).
+    #[test]
+    fn the_rate_window_is_saved_unsynced_and_full_sync_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy::default();
+        assert_eq!(policy.durability, Durability::Full);
+        let (outbox, _) = Outbox::open(dir.path(), &policy).unwrap();
+        let sync = |o: &Outbox| -> i64 {
+            o.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&outbox), 2);
+        let mut w = crate::delivery::RateWindow::default();
+        w.sent_ms.push_back(1_700_000_000_000);
+        w.sent_ms.push_back(1_700_000_000_100);
+        outbox.save_rate_window(&w).unwrap();
+        assert_eq!(sync(&outbox), 2);
+        assert_eq!(outbox.rate_window().unwrap().sent_ms, w.sent_ms);
+    }
 
     /// Ids are UUIDs of version 4, variant 10, and do not repeat, also
     /// across threads started at the same moment.
