@@ -49,11 +49,7 @@ fn a_batch_is_stored_in_order_and_delivered_byte_identical() {
 
     let r = drain(&client, 10);
     assert_eq!((r.pending, r.dead), (0, 0), "{r:?}");
-    let summaries: Vec<String> = sb
-        .feedback()
-        .iter()
-        .map(|f| f.body["summary"].as_str().unwrap().to_string())
-        .collect();
+    let summaries = common::received_summaries(&sb);
     assert_eq!(
         summaries,
         [

@@ -959,11 +959,7 @@ fn a_report_evicted_during_a_flush_is_not_sent_nor_marked_delivered() {
     assert!(!events
         .iter()
         .any(|e| matches!(e, Event::Delivered { receipt } if receipt.id == ids[1])));
-    let sent: Vec<String> = sb
-        .feedback()
-        .iter()
-        .map(|f| f.body["summary"].as_str().unwrap().to_string())
-        .collect();
+    let sent = common::received_summaries(&sb);
     assert_eq!(
         sent,
         ["typed first", "crash two"],

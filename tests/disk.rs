@@ -635,13 +635,6 @@ fn caps_evict_crashes_oldest_first_never_typed_feedback_and_count_every_eviction
     );
 }
 
-fn user_version(db: &Path) -> i64 {
-    rusqlite::Connection::open(db)
-        .expect("open")
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .expect("user_version")
-}
-
 /// An outbox written by an older version, on a disk that has filled up:
 /// the upgrade (schema 5 copies the reports table) takes the room of the
 /// disk reserve, so the outbox opens, instead of staying closed (and its
@@ -710,22 +703,22 @@ fn an_upgrade_on_a_full_disk_takes_the_reserve() {
     without.policy.disk_reserve_bytes = 0;
     let refused = Client::open(without).err();
     assert_eq!(refused, Some(Error::StorageFull), "no reserve, no room");
-    assert_eq!(user_version(&db), 1, "the failed upgrade left it as it was");
+    assert_eq!(
+        common::user_version(&db),
+        1,
+        "the failed upgrade left it as it was"
+    );
     assert!(dir.join("reserve").exists());
 
     let client = Client::open(cfg).expect("the upgrade takes the reserve's room");
-    assert_eq!(user_version(&db), 5);
+    assert_eq!(common::user_version(&db), 5);
     assert!(!dir.join("reserve").exists(), "given up for the upgrade");
     assert_eq!(client.stats().expect("stats").pending, n as u64);
     // Space returns: every report written before the upgrade is delivered.
     free(&filler, filled);
     let r = client.flush(Duration::from_secs(60)).expect("flush");
     assert_eq!(r.pending, 0, "{r:?}");
-    let summaries: Vec<String> = sb
-        .feedback()
-        .iter()
-        .map(|f| f.body["summary"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let summaries = common::received_summaries(&sb);
     assert_eq!(summaries.len() as i64, n);
     assert_eq!(summaries[0], "old 1");
     figures(

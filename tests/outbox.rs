@@ -478,11 +478,7 @@ fn a_newer_schema_is_refused_and_left_untouched() {
         matches!(&err, Error::InvalidState { reason } if reason.contains("newer")),
         "{err:?}"
     );
-    let v: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(v, 99);
+    assert_eq!(common::user_version(&db), 99);
 }
 
 /// The sequence continues after an upgrade: from the row id counter, or
@@ -512,11 +508,11 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
             .unwrap();
         }
         let client = open(dir.path(), &sb);
-        let v: i64 = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
-            .unwrap()
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 5, "upgraded to the current version");
+        assert_eq!(
+            common::user_version(&dir.path().join("outbox.sqlite")),
+            5,
+            "upgraded to the current version"
+        );
         let indexes: Vec<String> = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))
             .unwrap()
             .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'reports' AND sql IS NOT NULL")
@@ -748,11 +744,7 @@ fn many_threads_submit_while_flushes_run() {
     let r = drain(&client, 10);
     assert_eq!(r.pending, 0);
     assert_eq!(ids.len(), 60);
-    let mut summaries: Vec<String> = sb
-        .feedback()
-        .iter()
-        .map(|f| f.body["summary"].as_str().unwrap().to_string())
-        .collect();
+    let mut summaries = common::received_summaries(&sb);
     summaries.sort();
     summaries.dedup();
     assert_eq!(summaries.len(), 60);

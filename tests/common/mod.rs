@@ -90,6 +90,22 @@ impl Recorder {
     }
 }
 
+/// The summaries of the feedback the sandbox received, in arrival order.
+pub fn received_summaries(sb: &Sandbox) -> Vec<String> {
+    sb.feedback()
+        .iter()
+        .map(|f| f.body["summary"].as_str().expect("a summary").to_string())
+        .collect()
+}
+
+/// The schema version written in an outbox database (`PRAGMA user_version`).
+pub fn user_version(db: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(db)
+        .expect("open the database")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
 /// Everything observable about an outbox: its report rows and the names of
 /// its attachment copies. Equal before and after a refused call.
 ///
