@@ -79,28 +79,31 @@ unstripped=$(stat -c %s "$so")
 printf 'libfieldreport.so (%s, %s): %s bytes unstripped, %s bytes stripped, %s bytes gzip -9 (ceiling %s)\n' \
   "$host" "$PROFILE" "$unstripped" "$bytes" "$gz" "$CEILING_GZ"
 
+# Builds a variant of the library in its own target dir (extra arguments go
+# to cargo; an environment can be given with `env`), strips it and prints its
+# size beside the shipped one's.
+variant() {
+  local label=$1 name=$2 dir=$3
+  shift 3
+  echo "== the same $label, in $dir" >&2
+  CARGO_TARGET_DIR="$dir" "$@" >&2
+  strip --strip-unneeded -o "$out/libfieldreport.$name.so" "$dir/$PROFILE/libfieldreport.so"
+  local vbytes vgz
+  vbytes=$(stat -c %s "$out/libfieldreport.$name.so")
+  vgz=$(gzip -9 -c "$out/libfieldreport.$name.so" | wc -c)
+  printf '%s: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
+    "$label" "$vbytes" $((vbytes - bytes)) "$vgz" $((vgz - gz))
+}
+
 if [ "$full_sqlite" = 1 ]; then
   # An empty value set in the environment wins over .cargo/config.toml.
-  echo "== the same with SQLite's default options, in target/size-full" >&2
-  LIBSQLITE3_FLAGS="" CARGO_TARGET_DIR=target/size-full \
-    cargo rustc --lib --profile "$PROFILE" --crate-type cdylib >&2
-  strip --strip-unneeded -o "$out/libfieldreport.full-sqlite.so" "target/size-full/$PROFILE/libfieldreport.so"
-  fbytes=$(stat -c %s "$out/libfieldreport.full-sqlite.so")
-  fgz=$(gzip -9 -c "$out/libfieldreport.full-sqlite.so" | wc -c)
-  printf 'with the full SQLite: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
-    "$fbytes" $((fbytes - bytes)) "$fgz" $((fgz - gz))
+  variant "with the full SQLite" full-sqlite target/size-full \
+    env LIBSQLITE3_FLAGS="" cargo rustc --lib --profile "$PROFILE" --crate-type cdylib
 fi
 
 if [ "$no_tls" = 1 ]; then
-  echo "== the same without the bundled TLS stack (--no-default-features), in target/size-notls" >&2
-  CARGO_TARGET_DIR=target/size-notls \
-    cargo rustc --lib --profile "$PROFILE" --crate-type cdylib --no-default-features >&2
-  strip --strip-unneeded -o "$out/libfieldreport.no-tls.so" "target/size-notls/$PROFILE/libfieldreport.so"
-  nbytes=$(stat -c %s "$out/libfieldreport.no-tls.so")
-  ngz=$(gzip -9 -c "$out/libfieldreport.no-tls.so" | wc -c)
-  printf 'without TLS: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
-    "$nbytes" $((nbytes - bytes)) "$ngz" $((ngz - gz))
-  printf 'no_tls_gzip_bytes\t%s\n' "$ngz" >> "$out/size.tsv"
+  variant "without TLS" no-tls target/size-notls \
+    cargo rustc --lib --profile "$PROFILE" --crate-type cdylib --no-default-features
 fi
 
 if [ "$bloat" = 1 ]; then
