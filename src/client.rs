@@ -365,9 +365,11 @@ impl Inner {
         let mut outbox = self.lock_outbox();
         match f(&mut outbox) {
             Err(e)
-                if e.is_storage_full()
-                    && self.config.policy.disk_reserve_bytes > 0
-                    && outbox::release_reserve(&self.config.outbox_dir) =>
+                if outbox::release_reserve_after(
+                    &e,
+                    &self.config.outbox_dir,
+                    self.config.policy.disk_reserve_bytes,
+                ) =>
             {
                 f(&mut outbox)
             }

@@ -620,16 +620,15 @@ impl Outbox {
             // outbox would stay closed, and undelivered, until space returns.
             // Not when the whole database is larger than the reserve: the
             // copy would not fit either, and the reserve would be gone.
-            let db_bytes: i64 = conn.query_row(
-                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
-                [],
-                |r| r.get(0),
-            )?;
-            if !(e.is_storage_full()
-                && policy.disk_reserve_bytes > 0
-                && db_bytes.max(0) as u64 <= policy.disk_reserve_bytes
-                && release_reserve(dir))
-            {
+            let fits = e.is_storage_full() && {
+                let db_bytes: i64 = conn.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                    [],
+                    |r| r.get(0),
+                )?;
+                db_bytes.max(0) as u64 <= policy.disk_reserve_bytes
+            };
+            if !(fits && release_reserve_after(&e, dir, policy.disk_reserve_bytes)) {
                 return Err(e);
             }
             schema::migrate(&mut conn, schema::MIGRATIONS)?;
@@ -1360,13 +1359,14 @@ impl Outbox {
     /// policy that is one fsync per request fewer.
     pub(crate) fn save_rate_window(&self, w: &RateWindow) -> Result<()> {
         let s: Vec<String> = w.sent_ms.iter().map(|x| x.to_string()).collect();
+        let value = s.join(",");
         if self.durability != Durability::Full {
-            return self.set_meta("rate_window", &s.join(","));
+            return self.set_meta("rate_window", &value);
         }
         self.conn
             .prepare_cached("PRAGMA synchronous = NORMAL")?
             .execute([])?;
-        let saved = self.set_meta("rate_window", &s.join(","));
+        let saved = self.set_meta("rate_window", &value);
         // Restored whatever happened: every other commit stays synced.
         self.conn
             .prepare_cached("PRAGMA synchronous = FULL")?
@@ -1448,9 +1448,11 @@ pub(crate) fn has_reserve(dir: &Path, bytes: u64) -> bool {
     bytes == 0 || fs::metadata(dir.join(RESERVE_NAME)).is_ok_and(|m| m.len() >= bytes)
 }
 
-/// Gives the disk reserve up; `true` if there was one.
-pub(crate) fn release_reserve(dir: &Path) -> bool {
-    fs::remove_file(dir.join(RESERVE_NAME)).is_ok()
+/// After a step failed on a full disk, gives the disk reserve (of policy
+/// size `bytes`) up so that the step can be tried once more; `true` if it
+/// did, `false` for any other failure or when there was no reserve.
+pub(crate) fn release_reserve_after(e: &Internal, dir: &Path, bytes: u64) -> bool {
+    e.is_storage_full() && bytes > 0 && fs::remove_file(dir.join(RESERVE_NAME)).is_ok()
 }
 
 /// Deletes files after the transaction that disowned them committed.
