@@ -987,6 +987,12 @@ impl Inner {
 
     /// Waits for the shared rate limit, then records the request.
     fn pace(&self, window: &mut RateWindow) -> Result<()> {
+        self.wait_turn(window);
+        self.stamp(window)
+    }
+
+    /// Waits until the rate limit lets the next request go.
+    fn wait_turn(&self, window: &RateWindow) {
         let per_sec = self.config.policy.max_requests_per_sec;
         loop {
             let wait = window.wait(per_sec, now_ms() as u64);
@@ -995,6 +1001,13 @@ impl Inner {
             }
             thread::sleep(wait);
         }
+    }
+
+    /// Records a request that leaves now. Nothing that waits (the disk, the
+    /// outbox's lock) may come between this and the send: the server counts
+    /// arrivals, so a request held up after its stamp squeezes the window.
+    fn stamp(&self, window: &mut RateWindow) -> Result<()> {
+        let per_sec = self.config.policy.max_requests_per_sec;
         if per_sec > 0 {
             window.record(per_sec, now_ms() as u64);
             self.ddb(|o| o.save_rate_window(window))?;
@@ -1231,10 +1244,11 @@ impl Inner {
             }
             chain.marked = true;
         }
-        self.pace(window)?;
+        self.wait_turn(window);
         // Marked by the previous report's commit, then held up (listener
         // callbacks, the rate limit): mark it again with the time it
-        // really leaves, which the lookup's wait counts from.
+        // really leaves, which the lookup's wait counts from. Before the
+        // stamp: this commit waits for the disk.
         if chain
             .premarked_at
             .is_some_and(|at| at.elapsed() > PREMARK_FRESH)
@@ -1243,6 +1257,7 @@ impl Inner {
             chain.gone = true;
             return Ok(None);
         }
+        self.stamp(window)?;
         chain.sent = true;
         let exchange = self.server().create_feedback(&row.payload);
         if let Exchange::Answer(a) = &exchange {
