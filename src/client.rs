@@ -108,7 +108,8 @@ impl Client {
             config.server.feedback_type_key.clone(),
             config.server.api_key.clone(),
             &config.policy,
-        );
+            config.transport.clone(),
+        )?;
         let inner = Arc::new(Inner {
             files_dir: outbox.files_dir().to_path_buf(),
             base_context: context::base_context(&config.app),

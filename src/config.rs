@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Internal, Result};
+use crate::transport::Transport;
 
 /// Centercode accepts uploads "under 2gb".
 pub const CENTERCODE_MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024 - 1;
@@ -145,11 +147,6 @@ impl ServerConfig {
             )));
         }
         match scheme {
-            "https" if !cfg!(feature = "rustls") => return Err(Internal::Config(
-                "this build of fieldreport has no TLS (its `rustls` feature is off), so it cannot \
-                     reach an https:// base URL; use a build with TLS"
-                    .into(),
-            )),
             "https" => {}
             "http" if is_loopback(host) || self.allow_insecure_http => {}
             "http" => {
@@ -399,7 +396,16 @@ pub struct Config {
     /// Whether the user has consented to sending; without it reports are
     /// kept but not sent. The stored choice, once made, wins over this.
     pub consent_default: bool,
+    /// The app's own HTTP client, to send every request through instead of
+    /// the library's (see [`Transport`]). Required in a build without the
+    /// `builtin-http` feature.
+    pub transport: Option<Arc<dyn Transport>>,
 }
+
+/// Why a build without its own HTTP stack cannot open without a transport.
+pub(crate) const NO_HTTP_STACK: &str =
+    "this build of fieldreport has no HTTP stack of its own (its `builtin-http` feature is \
+     off): give it the app's transport";
 
 /// The context items that `context_fields` may name.
 pub const CONTEXT_ITEMS: &[&str] = &[
@@ -426,7 +432,15 @@ impl Config {
             context_fields: BTreeMap::new(),
             crash_element_key: "CrashLog".into(),
             consent_default: true,
+            transport: None,
         }
+    }
+
+    /// Sends every request through the app's `transport` instead of the
+    /// library's own HTTP stack.
+    pub fn with_transport(mut self, transport: impl Transport + 'static) -> Config {
+        self.transport = Some(Arc::new(transport));
+        self
     }
 
     /// Checks the whole config; returns the resolved base URL.
@@ -473,6 +487,20 @@ impl Config {
             }
         }
         self.policy.validate()?;
+        // Last: a problem in the config itself is told first.
+        if self.transport.is_none() {
+            if !cfg!(feature = "builtin-http") {
+                return Err(Internal::Config(NO_HTTP_STACK.into()));
+            }
+            if base.starts_with("https://") && !cfg!(feature = "rustls") {
+                return Err(Internal::Config(
+                    "this build of fieldreport has no TLS (its `rustls` feature is off), so it \
+                     cannot reach an https:// base URL; use a build with TLS or give it the \
+                     app's transport"
+                        .into(),
+                ));
+            }
+        }
         Ok(base)
     }
 }
@@ -503,7 +531,6 @@ mod tests {
         ServerConfig::with_base_url(url, "WidgetPro", "Mobile", "k")
     }
 
-    #[cfg(feature = "rustls")] // https:// URLs
     #[test]
     fn company_builds_the_documented_url() {
         let s = ServerConfig::centercode("acme", "WidgetPro", "Mobile", "k");
@@ -531,19 +558,45 @@ mod tests {
         assert!(s.resolved_base_url().is_ok());
         assert!(server("ftp://example.com").resolved_base_url().is_err());
         assert!(server("https://").resolved_base_url().is_err());
-        // Without the `rustls` feature an https:// URL is refused up front,
-        // not at the first delivery.
-        let https = server("https://h/api/v1").resolved_base_url();
-        if cfg!(feature = "rustls") {
-            assert!(https.is_ok(), "{https:?}");
-        } else {
+        assert!(server("https://h/api?x=1").resolved_base_url().is_err());
+    }
+
+    struct NoTransport;
+    impl Transport for NoTransport {
+        fn send(
+            &self,
+            _: crate::transport::HttpRequest,
+        ) -> std::result::Result<crate::transport::HttpResponse, crate::transport::TransportError>
+        {
+            Err(crate::transport::TransportError::NotSent("none".into()))
+        }
+    }
+
+    #[test]
+    fn a_build_without_an_http_stack_or_tls_says_so_at_open() {
+        // Refused up front, not at the first delivery.
+        let https = Config::new("/tmp/x", server("https://h/api/v1")).validate();
+        let http = Config::new("/tmp/x", server("http://127.0.0.1:9/api")).validate();
+        if !cfg!(feature = "builtin-http") {
+            for r in [&https, &http] {
+                assert!(
+                    matches!(r, Err(Internal::Config(m)) if m.contains("no HTTP stack")),
+                    "{r:?}"
+                );
+            }
+        } else if !cfg!(feature = "rustls") {
             assert!(
                 matches!(&https, Err(Internal::Config(m)) if m.contains("no TLS")),
                 "{https:?}"
             );
-            assert!(server("http://127.0.0.1:9/api").resolved_base_url().is_ok());
+            assert!(http.is_ok(), "{http:?}");
+        } else {
+            assert!(https.is_ok() && http.is_ok(), "{https:?} {http:?}");
         }
-        assert!(server("https://h/api?x=1").resolved_base_url().is_err());
+        // The app's transport does the TLS, whatever this build has.
+        let cfg = Config::new("/tmp/x", server("https://h/api/v1")).with_transport(NoTransport);
+        assert!(cfg.validate().is_ok());
+        assert!(format!("{cfg:?}").contains("<app transport>"));
     }
 
     #[test]
@@ -666,6 +719,7 @@ mod proptests {
     }
 
     /// The host the HTTP stack would connect to for `url`, if it accepts it.
+    #[cfg(feature = "builtin-http")]
     fn host_as_sent(url: &str) -> Option<String> {
         let uri: ureq::http::Uri = url.parse().ok()?;
         let host = uri.host()?;
@@ -724,6 +778,7 @@ mod proptests {
             let strict = server.resolved_base_url();
             if let Ok(base) = &strict {
                 prop_assert!(!base.contains(['?', '#']) && !base.chars().any(char::is_whitespace));
+                #[cfg(feature = "builtin-http")]
                 if base.starts_with("http://") {
                     // Where the request would really go: the parser of the
                     // HTTP stack decides, not ours.

@@ -49,7 +49,8 @@
 //!
 //! ## Modules
 //! [`config`] (what to open, and the [`Policy`] holding every limit),
-//! [`report`] (what goes in and comes out), [`sandbox`] (a local Centercode
+//! [`report`] (what goes in and comes out), [`transport`] (the app's own
+//! HTTP client, when it brings one), [`sandbox`] (a local Centercode
 //! stand-in for tests and offline work). The C ABI lives in `ffi`.
 
 #![warn(missing_docs)]
@@ -64,11 +65,13 @@ pub mod ffi;
 mod foreign;
 mod outbox;
 pub mod report;
+#[cfg(feature = "builtin-http")]
 mod resolver;
 pub mod sandbox;
 mod schema;
 mod sender;
 mod server;
+pub mod transport;
 
 pub use client::Client;
 pub use config::{ApiKey, AppInfo, Config, Durability, Policy, ServerConfig};
@@ -78,6 +81,7 @@ pub use report::{
     DeliveryError, Event, Feedback, FlushResult, InvalidParameter, Listener, Receipt, ReportFilter,
     ReportId, ReportKind, ReportState, ReportStatus, Stats, Submission,
 };
+pub use transport::{HttpBody, HttpRequest, HttpResponse, Transport, TransportError};
 
 // The uniffi scaffolding is included in `foreign` (its record names would
 // clash with the core types above); its `UniFfiTag` must be at the root.

@@ -1,24 +1,43 @@
 //! The Centercode client: Create Feedback, Upload File Attachment and
-//! Project Feedback Lookup over a blocking `ureq` agent. It does I/O only;
-//! what an answer means is decided in `delivery.rs`.
+//! Project Feedback Lookup, over a blocking `ureq` agent or the app's own
+//! [`Transport`]. It does I/O only; what an answer means is decided in
+//! `delivery.rs`.
 
 use std::fs::File;
+#[cfg(feature = "builtin-http")]
 use std::io::{Cursor, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ApiKey, Policy};
 use crate::delivery::{Answer, Exchange};
+use crate::error::Internal;
+#[cfg(feature = "builtin-http")]
 use crate::resolver::CachingResolver;
+use crate::transport::{HttpBody, HttpRequest, HttpResponse, Transport, TransportError};
 
 /// Answers larger than this are cut: Centercode's answers are small, and a
 /// misbehaving proxy must not make us buffer megabytes.
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 
+/// Who sends the requests.
+enum Backend {
+    /// The library's own HTTP stack.
+    #[cfg(feature = "builtin-http")]
+    Builtin {
+        agent: ureq::Agent,
+        /// The agent's resolver, told to forget when a request fails.
+        resolver: CachingResolver,
+    },
+    /// The app's.
+    App(Arc<dyn Transport>),
+}
+
+const USER_AGENT: &str = concat!("fieldreport/", env!("CARGO_PKG_VERSION"));
+
 pub(crate) struct Server {
-    agent: ureq::Agent,
-    /// The agent's resolver, told to forget when a request fails.
-    resolver: CachingResolver,
+    backend: Backend,
     base_url: String,
     project: String,
     feedback_type: String,
@@ -29,7 +48,13 @@ pub(crate) struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.backend {
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { .. } => "builtin",
+            Backend::App(_) => "app",
+        };
         f.debug_struct("Server")
+            .field("backend", &backend)
             .field("base_url", &self.base_url)
             .field("project", &self.project)
             .field("feedback_type", &self.feedback_type)
@@ -45,30 +70,39 @@ impl Server {
         feedback_type: String,
         api_key: ApiKey,
         policy: &Policy,
-    ) -> Server {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(policy.connect_timeout))
-            .timeout_recv_response(Some(policy.request_timeout))
-            .timeout_recv_body(Some(policy.request_timeout))
-            .user_agent(concat!("fieldreport/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let resolver = CachingResolver::default();
-        let agent = ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::default(),
-            resolver.clone(),
-        );
-        Server {
-            agent,
-            resolver,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Server, Internal> {
+        let backend = match transport {
+            Some(t) => Backend::App(t),
+            #[cfg(feature = "builtin-http")]
+            None => {
+                let config = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_connect(Some(policy.connect_timeout))
+                    .timeout_recv_response(Some(policy.request_timeout))
+                    .timeout_recv_body(Some(policy.request_timeout))
+                    .user_agent(USER_AGENT)
+                    .build();
+                let resolver = CachingResolver::default();
+                let agent = ureq::Agent::with_parts(
+                    config,
+                    ureq::unversioned::transport::DefaultConnector::default(),
+                    resolver.clone(),
+                );
+                Backend::Builtin { agent, resolver }
+            }
+            #[cfg(not(feature = "builtin-http"))]
+            None => return Err(Internal::Config(crate::config::NO_HTTP_STACK.into())),
+        };
+        Ok(Server {
+            backend,
             base_url,
             project,
             feedback_type,
             api_key,
             request_timeout: policy.request_timeout,
             min_upload_rate: policy.min_upload_bytes_per_sec,
-        }
+        })
     }
 
     pub(crate) fn set_api_key(&mut self, key: ApiKey) {
@@ -90,16 +124,34 @@ impl Server {
             "{}/projects/{}/feedback/{}",
             self.base_url, self.project, self.feedback_type
         );
-        let result = self
-            .agent
-            .post(self.with_key(&url))
-            .config()
-            .timeout_global(Some(self.request_timeout * 2))
-            .build()
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .send(body);
-        self.finish(result)
+        let timeout = self.request_timeout * 2;
+        match &self.backend {
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { agent, .. } => {
+                let result = agent
+                    .post(self.with_key(&url))
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .header("Content-Type", "application/json")
+                    .header("Accept", "application/json")
+                    .send(body);
+                self.finish(result)
+            }
+            Backend::App(t) => self.send_app(
+                t,
+                HttpRequest {
+                    method: "POST".into(),
+                    url: self.with_key(&url),
+                    headers: headers(&[
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", &body.len().to_string()),
+                    ]),
+                    body: HttpBody::Bytes(body.as_bytes().to_vec()),
+                    timeout,
+                },
+            ),
+        }
     }
 
     /// POST one file as `multipart/form-data` field `file` to an element URL
@@ -122,19 +174,45 @@ impl Server {
         let body = Multipart::new(file_name, content_type);
         let length = body.length(size);
         let content_type_header = format!("multipart/form-data; boundary={}", body.boundary);
-        let reader = body.reader(file.take(size));
         let send_budget = self.request_timeout + Duration::from_secs(size / self.min_upload_rate);
-        let result = self
-            .agent
-            .post(self.with_key(element_url))
-            .config()
-            .timeout_send_body(Some(send_budget))
-            .build()
-            .header("Content-Type", content_type_header)
-            .header("Content-Length", length.to_string())
-            .header("Accept", "application/json")
-            .send(ureq::SendBody::from_owned_reader(reader));
-        self.finish(result)
+        match &self.backend {
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { agent, .. } => {
+                let reader = body.reader(file.take(size));
+                let result = agent
+                    .post(self.with_key(element_url))
+                    .config()
+                    .timeout_send_body(Some(send_budget))
+                    .build()
+                    .header("Content-Type", content_type_header)
+                    .header("Content-Length", length.to_string())
+                    .header("Accept", "application/json")
+                    .send(ureq::SendBody::from_owned_reader(reader));
+                self.finish(result)
+            }
+            Backend::App(t) => {
+                // The app opens the file itself; this handle only sized it.
+                drop(file);
+                self.send_app(
+                    t,
+                    HttpRequest {
+                        method: "POST".into(),
+                        url: self.with_key(element_url),
+                        headers: headers(&[
+                            ("Content-Type", &content_type_header),
+                            ("Content-Length", &length.to_string()),
+                        ]),
+                        body: HttpBody::File {
+                            prefix: body.head,
+                            path: path.to_path_buf(),
+                            suffix: body.tail,
+                        },
+                        // Sending, then the answer.
+                        timeout: send_budget + self.request_timeout,
+                    },
+                )
+            }
+        }
     }
 
     /// GET the Project Feedback Lookup for `find`; the feedback key found, if any.
@@ -146,15 +224,31 @@ impl Server {
             lookup_key,
             percent_encode(find)
         );
-        let result = self
-            .agent
-            .get(self.with_key(&url))
-            .config()
-            .timeout_global(Some(self.request_timeout * 2))
-            .build()
-            .header("Accept", "application/json")
-            .call();
-        match self.finish(result) {
+        let timeout = self.request_timeout * 2;
+        let exchange = match &self.backend {
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { agent, .. } => {
+                let result = agent
+                    .get(self.with_key(&url))
+                    .config()
+                    .timeout_global(Some(timeout))
+                    .build()
+                    .header("Accept", "application/json")
+                    .call();
+                self.finish(result)
+            }
+            Backend::App(t) => self.send_app(
+                t,
+                HttpRequest {
+                    method: "GET".into(),
+                    url: self.with_key(&url),
+                    headers: headers(&[]),
+                    body: HttpBody::Empty,
+                    timeout,
+                },
+            ),
+        };
+        match exchange {
             // Any success: a 204 or an empty body is "not found".
             Exchange::Answer(a) if (200..300).contains(&a.status) => Ok(lookup_key_of(&a.body)),
             other => Err(other),
@@ -170,6 +264,21 @@ impl Server {
         )
     }
 
+    /// One request through the app's transport. A panic in a Rust
+    /// transport is taken as a failure after sending: the request may have
+    /// left.
+    fn send_app(&self, transport: &Arc<dyn Transport>, request: HttpRequest) -> Exchange {
+        let sent =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transport.send(request)));
+        let outcome = sent.unwrap_or_else(|_| {
+            Err(TransportError::Failed(
+                "the app's transport panicked".into(),
+            ))
+        });
+        answer_of(outcome, |m| self.redact(m))
+    }
+
+    #[cfg(feature = "builtin-http")]
     fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Exchange {
         match result {
             Ok(mut response) => {
@@ -206,7 +315,9 @@ impl Server {
                 })
             }
             Err(e) => {
-                self.resolver.forget();
+                if let Backend::Builtin { resolver, .. } = &self.backend {
+                    resolver.forget();
+                }
                 if never_sent(&e) {
                     Exchange::NotSent(self.redact(&e.to_string()))
                 } else {
@@ -222,7 +333,54 @@ impl Server {
     }
 }
 
+/// The headers every request carries, then `extra`.
+fn headers(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = vec![
+        ("Accept".to_string(), "application/json".to_string()),
+        ("User-Agent".to_string(), USER_AGENT.to_string()),
+    ];
+    all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all
+}
+
+/// What the app's transport brought back, as the delivery rules read it.
+/// `redact` takes the API key out of the transport's own words.
+pub(crate) fn answer_of(
+    outcome: Result<HttpResponse, TransportError>,
+    redact: impl Fn(&str) -> String,
+) -> Exchange {
+    match outcome {
+        Ok(r) if (100..=999).contains(&r.status) => {
+            let header = |name: &str| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+            };
+            let cut = r.body.len().min(MAX_ANSWER_BYTES as usize);
+            Exchange::Answer(Answer {
+                status: r.status,
+                retry_after: header("Retry-After"),
+                rate_limit_reset: header("X-Rate-Limit-Reset"),
+                body: String::from_utf8_lossy(&r.body[..cut]).into_owned(),
+            })
+        }
+        // Not an HTTP status: something answered, but what is unknown.
+        Ok(r) => Exchange::Transport(format!(
+            "the app's transport returned status {}, which is not an HTTP status",
+            r.status
+        )),
+        Err(TransportError::NotSent(m)) => {
+            Exchange::NotSent(redact(&format!("the app's transport: {m}")))
+        }
+        Err(TransportError::Failed(m)) => {
+            Exchange::Transport(redact(&format!("the app's transport: {m}")))
+        }
+    }
+}
+
 /// True for failures before the request could reach the server.
+#[cfg(feature = "builtin-http")]
 fn never_sent(e: &ureq::Error) -> bool {
     use ureq::Timeout;
     match e {
@@ -283,8 +441,8 @@ fn lookup_key_of(body: &str) -> Option<String> {
 /// hand so that the length is exact and the file streams.
 pub(crate) struct Multipart {
     pub boundary: String,
-    head: Vec<u8>,
-    tail: Vec<u8>,
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
 }
 
 impl Multipart {
@@ -312,6 +470,7 @@ impl Multipart {
         self.head.len() as u64 + file_size + self.tail.len() as u64
     }
 
+    #[cfg(feature = "builtin-http")]
     pub(crate) fn reader<R: Read + Send + 'static>(self, file: R) -> impl Read + Send + 'static {
         Cursor::new(self.head)
             .chain(file)
@@ -337,16 +496,77 @@ mod tests {
         let m = Multipart::new("shot \"1\".png", "image/png");
         let boundary = m.boundary.clone();
         let len = m.length(5);
-        let mut out = Vec::new();
-        m.reader(Cursor::new(b"hello".to_vec()))
-            .read_to_end(&mut out)
-            .unwrap();
+        // What an app's transport sends: head, file, tail.
+        let out = [m.head.as_slice(), b"hello", m.tail.as_slice()].concat();
         assert_eq!(out.len() as u64, len);
+        #[cfg(feature = "builtin-http")]
+        {
+            let mut streamed = Vec::new();
+            m.reader(Cursor::new(b"hello".to_vec()))
+                .read_to_end(&mut streamed)
+                .unwrap();
+            assert_eq!(streamed, out);
+        }
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with(&format!("--{boundary}\r\n")));
         assert!(text.contains("name=\"file\"; filename=\"shot %221%22.png\""));
         assert!(text.contains("\r\n\r\nhello\r\n"));
         assert!(text.ends_with(&format!("--{boundary}--\r\n")));
+    }
+
+    #[test]
+    fn an_app_transports_answer_is_read_as_the_builtin_ones() {
+        let key = ApiKey::new("s3cr3t");
+        let r = |m: &str| redact(m, &key);
+        let answer = |status, headers: &[(&str, &str)], body: Vec<u8>| {
+            answer_of(
+                Ok(HttpResponse {
+                    status,
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    body,
+                }),
+                r,
+            )
+        };
+        match answer(
+            429,
+            &[
+                ("retry-after", " 7 "),
+                ("X-RATE-LIMIT-RESET", "2026-01-01T00:00:00Z"),
+            ],
+            vec![b'x'; MAX_ANSWER_BYTES as usize + 10],
+        ) {
+            Exchange::Answer(a) => {
+                assert_eq!(a.status, 429);
+                assert_eq!(a.retry_after.as_deref(), Some("7"));
+                assert_eq!(a.rate_limit_reset.as_deref(), Some("2026-01-01T00:00:00Z"));
+                assert_eq!(a.body.len(), MAX_ANSWER_BYTES as usize);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Bytes that are not UTF-8 do not lose the answer.
+        assert!(
+            matches!(answer(201, &[], vec![0xff, b'{']), Exchange::Answer(a) if a.status == 201)
+        );
+        for status in [0, 99, 1000] {
+            assert!(matches!(
+                answer(status, &[], vec![]),
+                Exchange::Transport(_)
+            ));
+        }
+        let not_sent = answer_of(Err(TransportError::NotSent("x?apiKey=s3cr3t".into())), r);
+        assert!(
+            matches!(&not_sent, Exchange::NotSent(m) if !m.contains("s3cr3t")),
+            "{not_sent:?}"
+        );
+        let failed = answer_of(Err(TransportError::Failed("s3cr3t".into())), r);
+        assert!(
+            matches!(&failed, Exchange::Transport(m) if m.contains("<redacted>")),
+            "{failed:?}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project: Rust (unit, integration, CLI, the short
-# reliability suites; the library and delivery tests again without TLS),
+# reliability suites; the library and delivery tests again without TLS, the
+# library and transport tests without any HTTP stack),
 # the C header and the generated bindings checked for
 # drift, then each binding in its own language: C (gcc and g++, static and
 # shared, valgrind), Python (pytest) and Kotlin (JUnit on the JVM).
@@ -11,8 +12,11 @@ cd "$(dirname "$0")/.."
 echo "== Rust: unit, integration, CLI and reliability tests"
 cargo test --features cli
 
-echo "== Rust without the bundled TLS stack (feature rustls off: plain HTTP only)"
-cargo test --no-default-features --lib --test delivery
+echo "== Rust with the builtin HTTP client but no TLS stack (feature rustls off: plain HTTP only)"
+cargo test --no-default-features --features builtin-http --lib --test delivery
+
+echo "== Rust without an HTTP stack of its own (the mobile build: the app's transport only)"
+cargo test --no-default-features --lib --test transport
 
 echo "== Generated bindings match uniffi.udl"
 # The drift test reads the cdylib beside the bindgen; `cargo test` alone

@@ -597,6 +597,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new() != 8610:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport() != 51330:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
 # This is an implementation detail which will be called internally by the public API.
@@ -689,6 +691,9 @@ _UniffiLib.uniffi_fieldreport_checksum_method_fieldreportclient_submit_many.rest
 _UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new.argtypes = (
 )
 _UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new.restype = ctypes.c_uint16
+_UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport.argtypes = (
+)
+_UniffiLib.uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport.restype = ctypes.c_uint16
 _UniffiLib.uniffi_fieldreport_fn_func_version.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -806,6 +811,12 @@ _UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_new.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_new.restype = ctypes.c_uint64
+_UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport.restype = ctypes.c_uint64
 _UniffiLib.uniffi_fieldreport_fn_method_config_uniffi_trait_debug.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -843,6 +854,23 @@ _UniffiLib.uniffi_fieldreport_fn_init_callback_vtable_deliverylistener.argtypes 
     ctypes.POINTER(_UniffiVTableCallbackInterfaceFieldreportDeliveryListener),
 )
 _UniffiLib.uniffi_fieldreport_fn_init_callback_vtable_deliverylistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_FIELDREPORT_HTTP_TRANSPORT_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.POINTER(_UniffiRustBuffer),
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_FIELDREPORT_HTTP_TRANSPORT = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_FIELDREPORT_HTTP_TRANSPORT = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceFieldreportHttpTransport(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_FIELDREPORT_HTTP_TRANSPORT),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_FIELDREPORT_HTTP_TRANSPORT),
+        ("send", _UNIFFI_CALLBACK_INTERFACE_FIELDREPORT_HTTP_TRANSPORT_METHOD0),
+    ]
+_UniffiLib.uniffi_fieldreport_fn_init_callback_vtable_httptransport.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceFieldreportHttpTransport),
+)
+_UniffiLib.uniffi_fieldreport_fn_init_callback_vtable_httptransport.restype = None
 
 _uniffi_check_contract_api_version(_UniffiLib)
 # _uniffi_check_api_checksums(_UniffiLib)
@@ -2607,6 +2635,348 @@ class _UniffiFfiConverterTypeFlushResult(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.dead, buf)
         _UniffiFfiConverterOptionalString.write(value.stopped, buf)
 
+@dataclass
+class HttpHeader:
+    """
+    One HTTP header.
+"""
+    def __init__(self, *, name:str, value:str):
+        self.name = name
+        self.value = value
+        
+        
+
+    
+    def __str__(self):
+        return "HttpHeader(name={}, value={})".format(self.name, self.value)
+    def __eq__(self, other):
+        if self.name != other.name:
+            return False
+        if self.value != other.value:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpHeader(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpHeader(
+            name=_UniffiFfiConverterString.read(buf),
+            value=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterString.check_lower(value.value)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterString.write(value.value, buf)
+
+class _UniffiFfiConverterSequenceTypeHttpHeader(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeHttpHeader.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeHttpHeader.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeHttpHeader.read(buf) for i in range(count)
+        ]
+
+
+
+
+
+
+class HttpBody:
+    """
+    The body of a request for the app's transport.
+"""
+    def __init__(self):
+        raise RuntimeError("HttpBody cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class EMPTY:
+        """
+        No body (a lookup).
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "HttpBody.EMPTY()".format()
+        def __eq__(self, other):
+            if not isinstance(other, HttpBody):
+                return NotImplemented
+            if not other.is_EMPTY():
+                return False
+            return True
+
+    @dataclass
+    class BYTES:
+        """
+        These bytes (the feedback's JSON).
+"""
+        
+        def __init__(self, data:bytes):
+            self.data = data
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "HttpBody.BYTES(data={})".format(self.data)
+        def __eq__(self, other):
+            if not isinstance(other, HttpBody):
+                return NotImplemented
+            if not other.is_BYTES():
+                return False
+            if self.data != other.data:
+                return False
+            return True
+
+    @dataclass
+    class FILE:
+        """
+        `prefix`, then the file's bytes, then `suffix`: an attachment upload
+        (`multipart/form-data`). Stream the file, never load it whole: it may
+        be hundreds of MB. `Content-Length` already counts all three parts.
+"""
+        
+        def __init__(self, prefix:bytes, path:str, suffix:bytes):
+            self.prefix = prefix
+            
+            
+            self.path = path
+            
+            
+            self.suffix = suffix
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "HttpBody.FILE(prefix={}, path={}, suffix={})".format(self.prefix, self.path, self.suffix)
+        def __eq__(self, other):
+            if not isinstance(other, HttpBody):
+                return NotImplemented
+            if not other.is_FILE():
+                return False
+            if self.prefix != other.prefix:
+                return False
+            if self.path != other.path:
+                return False
+            if self.suffix != other.suffix:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_EMPTY(self) -> bool:
+        return isinstance(self, HttpBody.EMPTY)
+    def is_empty(self) -> bool:
+        return isinstance(self, HttpBody.EMPTY)
+    def is_BYTES(self) -> bool:
+        return isinstance(self, HttpBody.BYTES)
+    def is_bytes(self) -> bool:
+        return isinstance(self, HttpBody.BYTES)
+    def is_FILE(self) -> bool:
+        return isinstance(self, HttpBody.FILE)
+    def is_file(self) -> bool:
+        return isinstance(self, HttpBody.FILE)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+HttpBody.EMPTY = type("HttpBody.EMPTY", (HttpBody.EMPTY, HttpBody,), {})  # type: ignore
+HttpBody.BYTES = type("HttpBody.BYTES", (HttpBody.BYTES, HttpBody,), {})  # type: ignore
+HttpBody.FILE = type("HttpBody.FILE", (HttpBody.FILE, HttpBody,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeHttpBody(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return HttpBody.EMPTY(
+            )
+        if variant == 2:
+            return HttpBody.BYTES(
+                _UniffiFfiConverterBytes.read(buf),
+            )
+        if variant == 3:
+            return HttpBody.FILE(
+                _UniffiFfiConverterBytes.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterBytes.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_EMPTY():
+            return
+        if value.is_BYTES():
+            _UniffiFfiConverterBytes.check_lower(value.data)
+            return
+        if value.is_FILE():
+            _UniffiFfiConverterBytes.check_lower(value.prefix)
+            _UniffiFfiConverterString.check_lower(value.path)
+            _UniffiFfiConverterBytes.check_lower(value.suffix)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_EMPTY():
+            buf.write_i32(1)
+        if value.is_BYTES():
+            buf.write_i32(2)
+            _UniffiFfiConverterBytes.write(value.data, buf)
+        if value.is_FILE():
+            buf.write_i32(3)
+            _UniffiFfiConverterBytes.write(value.prefix, buf)
+            _UniffiFfiConverterString.write(value.path, buf)
+            _UniffiFfiConverterBytes.write(value.suffix, buf)
+
+
+
+@dataclass
+class HttpRequest:
+    """
+    One request to send exactly as given: no retries, no redirects, no
+    cache, no cookies. Its URL carries the API key: never log it.
+"""
+    def __init__(self, *, method:str, url:str, headers:typing.List[HttpHeader], body:HttpBody, timeout_ms:int):
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout_ms = timeout_ms
+        
+        
+
+    
+    def __str__(self):
+        return "HttpRequest(method={}, url={}, headers={}, body={}, timeout_ms={})".format(self.method, self.url, self.headers, self.body, self.timeout_ms)
+    def __eq__(self, other):
+        if self.method != other.method:
+            return False
+        if self.url != other.url:
+            return False
+        if self.headers != other.headers:
+            return False
+        if self.body != other.body:
+            return False
+        if self.timeout_ms != other.timeout_ms:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpRequest(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpRequest(
+            method=_UniffiFfiConverterString.read(buf),
+            url=_UniffiFfiConverterString.read(buf),
+            headers=_UniffiFfiConverterSequenceTypeHttpHeader.read(buf),
+            body=_UniffiFfiConverterTypeHttpBody.read(buf),
+            timeout_ms=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.method)
+        _UniffiFfiConverterString.check_lower(value.url)
+        _UniffiFfiConverterSequenceTypeHttpHeader.check_lower(value.headers)
+        _UniffiFfiConverterTypeHttpBody.check_lower(value.body)
+        _UniffiFfiConverterUInt64.check_lower(value.timeout_ms)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.method, buf)
+        _UniffiFfiConverterString.write(value.url, buf)
+        _UniffiFfiConverterSequenceTypeHttpHeader.write(value.headers, buf)
+        _UniffiFfiConverterTypeHttpBody.write(value.body, buf)
+        _UniffiFfiConverterUInt64.write(value.timeout_ms, buf)
+
+@dataclass
+class HttpResponse:
+    """
+    What the server answered, whatever the status.
+"""
+    def __init__(self, *, status:int, headers:typing.List[HttpHeader], body:bytes):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        
+        
+
+    
+    def __str__(self):
+        return "HttpResponse(status={}, headers={}, body={})".format(self.status, self.headers, self.body)
+    def __eq__(self, other):
+        if self.status != other.status:
+            return False
+        if self.headers != other.headers:
+            return False
+        if self.body != other.body:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeHttpResponse(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return HttpResponse(
+            status=_UniffiFfiConverterUInt16.read(buf),
+            headers=_UniffiFfiConverterSequenceTypeHttpHeader.read(buf),
+            body=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt16.check_lower(value.status)
+        _UniffiFfiConverterSequenceTypeHttpHeader.check_lower(value.headers)
+        _UniffiFfiConverterBytes.check_lower(value.body)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt16.write(value.status, buf)
+        _UniffiFfiConverterSequenceTypeHttpHeader.write(value.headers, buf)
+        _UniffiFfiConverterBytes.write(value.body, buf)
+
 class _UniffiFfiConverterSequenceTypeReportState(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -3806,6 +4176,98 @@ class _UniffiFfiConverterTypeSubmission(_UniffiConverterRustBuffer):
 
 
 
+
+
+# TransportError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class TransportError(Exception):
+    """
+    Why the transport has no answer. This decides whether the report can be
+    sent again without risk of a duplicate: when in doubt, throw `Failed`.
+    Any other exception counts as `Failed`.
+"""
+    pass
+
+_UniffiTempTransportError = TransportError
+
+class TransportError:  # type: ignore
+    """
+    Why the transport has no answer. This decides whether the report can be
+    sent again without risk of a duplicate: when in doubt, throw `Failed`.
+    Any other exception counts as `Failed`.
+"""
+    
+    class NotSent(_UniffiTempTransportError):
+        """
+        The request certainly never reached the server (no route, name not
+        found, connection refused, TLS handshake failed).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "TransportError.NotSent({})".format(str(self))
+    _UniffiTempTransportError.NotSent = NotSent # type: ignore
+    class Failed(_UniffiTempTransportError):
+        """
+        The request may have reached the server (a timeout or a connection
+        lost after sending began, or anything else).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "TransportError.Failed({})".format(str(self))
+    _UniffiTempTransportError.Failed = Failed # type: ignore
+
+TransportError = _UniffiTempTransportError # type: ignore
+del _UniffiTempTransportError
+
+
+class _UniffiFfiConverterTypeTransportError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return TransportError.NotSent(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return TransportError.Failed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, TransportError.NotSent):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, TransportError.Failed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, TransportError.NotSent):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, TransportError.Failed):
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
 class _UniffiFfiConverterSequenceTypeReportStatus(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -4093,6 +4555,29 @@ class FieldReportClient(FieldReportClientProtocol):
             *_uniffi_lowered_args,
         )
         self._handle = _uniffi_ffi_result
+    @classmethod
+    def open_with_transport(cls, config: Config,transport: HttpTransport) -> FieldReportClient:
+        """
+        The same, sending every request through the app's own HTTP client
+        (which then does the TLS, proxies and pinning) instead of the
+        library's. The only way to open a build without its own HTTP stack.
+"""
+        
+        _UniffiFfiConverterTypeConfig.check_lower(config)
+
+        _UniffiFfiConverterTypeHttpTransport.check_lower(transport)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeConfig.lower(config),
+            _UniffiFfiConverterTypeHttpTransport.lower(transport),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeFieldReportClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeFieldReportError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
 
     def __del__(self):
         # In case of partial initialization of instances.
@@ -4471,6 +4956,65 @@ class _UniffiFfiConverterTypeFieldReportClient:
     @classmethod
     def write(cls, value: FieldReportClient, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+
+
+
+
+class HttpTransport(typing.Protocol):
+    """
+    The app's HTTP client (URLSession, OkHttp, HttpURLConnection). Called on
+    the thread that flushes, one request at a time; must not call back into
+    the client.
+"""
+    
+    def send(self, request: HttpRequest) -> HttpResponse:
+        raise NotImplementedError
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplHttpTransportImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_FIELDREPORT_HTTP_TRANSPORT_METHOD0
+    def send(
+            uniffi_handle,
+            request,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeHttpTransport._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeHttpRequest.lift(request), )
+            uniffi_method = uniffi_obj.send
+            return uniffi_method(*uniffi_args)
+        def write_return_value(v):
+            uniffi_out_return[0] = _UniffiFfiConverterTypeHttpResponse.lower(v)
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                TransportError,
+                _UniffiFfiConverterTypeTransportError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_FIELDREPORT_HTTP_TRANSPORT
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeHttpTransport._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_FIELDREPORT_HTTP_TRANSPORT
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeHttpTransport._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceFieldreportHttpTransport(
+        _uniffi_free,
+        _uniffi_clone,
+        send,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_fieldreport_fn_init_callback_vtable_httptransport(ctypes.byref(_uniffi_vtable))
+
+# The _UniffiConverter which transforms the Callbacks in to Handles to pass to Rust.
+_UniffiFfiConverterTypeHttpTransport = _UniffiCallbackInterfaceFfiConverter()
 def version() -> str:
     """
     The library's version.
@@ -4491,10 +5035,12 @@ __all__ = [
     "AttachmentState",
     "Durability",
     "ReportState",
+    "HttpBody",
     "ReportKind",
     "Event",
     "FieldReportError",
     "Submission",
+    "TransportError",
     "AppInfo",
     "Attachment",
     "AttachmentStatus",
@@ -4507,6 +5053,9 @@ __all__ = [
     "Feedback",
     "Receipt",
     "FlushResult",
+    "HttpHeader",
+    "HttpRequest",
+    "HttpResponse",
     "ReportFilter",
     "ReportStatus",
     "Stats",
@@ -4514,4 +5063,5 @@ __all__ = [
     "FieldReportClient",
     "FieldReportClientProtocol",
     "DeliveryListener",
+    "HttpTransport",
 ]

@@ -873,6 +873,21 @@ public convenience init(config: Config)throws  {
     }
 
     
+    /**
+     * The same, sending every request through the app's own HTTP client
+     * (which then does the TLS, proxies and pinning) instead of the
+     * library's. The only way to open a build without its own HTTP stack.
+     */
+public static func openWithTransport(config: Config, transport: HttpTransport)throws  -> FieldReportClient  {
+    return try  FfiConverterTypeFieldReportClient_lift(try rustCallWithError(FfiConverterTypeFieldReportError_lift) {
+        uniffiCallStatus in
+    uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport(
+        FfiConverterTypeConfig_lower(config),
+        FfiConverterCallbackInterfaceHttpTransport_lower(transport),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
@@ -2142,6 +2157,218 @@ public func FfiConverterTypeFlushResult_lift(_ buf: RustBuffer) throws -> FlushR
 #endif
 public func FfiConverterTypeFlushResult_lower(_ value: FlushResult) -> RustBuffer {
     return FfiConverterTypeFlushResult.lower(value)
+}
+
+
+/**
+ * One HTTP header.
+ */
+public struct HttpHeader: Equatable, Hashable {
+    public var name: String
+    public var value: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpHeader: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpHeader: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpHeader {
+        return
+            try HttpHeader(
+                name: FfiConverterString.read(from: &buf), 
+                value: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpHeader, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpHeader_lift(_ buf: RustBuffer) throws -> HttpHeader {
+    return try FfiConverterTypeHttpHeader.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer {
+    return FfiConverterTypeHttpHeader.lower(value)
+}
+
+
+/**
+ * One request to send exactly as given: no retries, no redirects, no
+ * cache, no cookies. Its URL carries the API key: never log it.
+ */
+public struct HttpRequest: Equatable, Hashable {
+    /**
+     * `GET` or `POST`.
+     */
+    public var method: String
+    public var url: String
+    public var headers: [HttpHeader]
+    public var body: HttpBody
+    /**
+     * How long the whole exchange may take, in milliseconds.
+     */
+    public var timeoutMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `GET` or `POST`.
+         */method: String, url: String, headers: [HttpHeader], body: HttpBody, 
+        /**
+         * How long the whole exchange may take, in milliseconds.
+         */timeoutMs: UInt64) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeoutMs = timeoutMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpRequest {
+        return
+            try HttpRequest(
+                method: FfiConverterString.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHttpHeader.read(from: &buf), 
+                body: FfiConverterTypeHttpBody.read(from: &buf), 
+                timeoutMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpRequest, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.method, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterSequenceTypeHttpHeader.write(value.headers, into: &buf)
+        FfiConverterTypeHttpBody.write(value.body, into: &buf)
+        FfiConverterUInt64.write(value.timeoutMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpRequest_lift(_ buf: RustBuffer) throws -> HttpRequest {
+    return try FfiConverterTypeHttpRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpRequest_lower(_ value: HttpRequest) -> RustBuffer {
+    return FfiConverterTypeHttpRequest.lower(value)
+}
+
+
+/**
+ * What the server answered, whatever the status.
+ */
+public struct HttpResponse: Equatable, Hashable {
+    public var status: UInt16
+    /**
+     * Names in any case; `Retry-After` and `X-Rate-Limit-Reset` are read.
+     */
+    public var headers: [HttpHeader]
+    /**
+     * At most the first MiB is read.
+     */
+    public var body: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(status: UInt16, 
+        /**
+         * Names in any case; `Retry-After` and `X-Rate-Limit-Reset` are read.
+         */headers: [HttpHeader], 
+        /**
+         * At most the first MiB is read.
+         */body: Data) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HttpResponse: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpResponse: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpResponse {
+        return
+            try HttpResponse(
+                status: FfiConverterUInt16.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHttpHeader.read(from: &buf), 
+                body: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HttpResponse, into buf: inout [UInt8]) {
+        FfiConverterUInt16.write(value.status, into: &buf)
+        FfiConverterSequenceTypeHttpHeader.write(value.headers, into: &buf)
+        FfiConverterData.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpResponse_lift(_ buf: RustBuffer) throws -> HttpResponse {
+    return try FfiConverterTypeHttpResponse.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpResponse_lower(_ value: HttpResponse) -> RustBuffer {
+    return FfiConverterTypeHttpResponse.lower(value)
 }
 
 
@@ -3480,6 +3707,101 @@ public func FfiConverterTypeFieldReportError_lower(_ value: FieldReportError) ->
 
 
 /**
+ * The body of a request for the app's transport.
+ */
+
+public enum HttpBody: Equatable, Hashable {
+    
+    /**
+     * No body (a lookup).
+     */
+    case empty
+    /**
+     * These bytes (the feedback's JSON).
+     */
+    case bytes(data: Data
+    )
+    /**
+     * `prefix`, then the file's bytes, then `suffix`: an attachment upload
+     * (`multipart/form-data`). Stream the file, never load it whole: it may
+     * be hundreds of MB. `Content-Length` already counts all three parts.
+     */
+    case file(prefix: Data, path: String, suffix: Data
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension HttpBody: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHttpBody: FfiConverterRustBuffer {
+    typealias SwiftType = HttpBody
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HttpBody {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .empty
+        
+        case 2: return .bytes(data: try FfiConverterData.read(from: &buf)
+        )
+        
+        case 3: return .file(prefix: try FfiConverterData.read(from: &buf), path: try FfiConverterString.read(from: &buf), suffix: try FfiConverterData.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: HttpBody, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .empty:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .bytes(data):
+            writeInt(&buf, Int32(2))
+            FfiConverterData.write(data, into: &buf)
+            
+        
+        case let .file(prefix,path,suffix):
+            writeInt(&buf, Int32(3))
+            FfiConverterData.write(prefix, into: &buf)
+            FfiConverterString.write(path, into: &buf)
+            FfiConverterData.write(suffix, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpBody_lift(_ buf: RustBuffer) throws -> HttpBody {
+    return try FfiConverterTypeHttpBody.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHttpBody_lower(_ value: HttpBody) -> RustBuffer {
+    return FfiConverterTypeHttpBody.lower(value)
+}
+
+
+
+/**
  * Whether a report was typed by a person or made by a machine.
  */
 
@@ -3740,6 +4062,104 @@ public func FfiConverterTypeSubmission_lower(_ value: Submission) -> RustBuffer 
 
 
 
+/**
+ * Why the transport has no answer. This decides whether the report can be
+ * sent again without risk of a duplicate: when in doubt, throw `Failed`.
+ * Any other exception counts as `Failed`.
+ */
+public 
+enum TransportError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The request certainly never reached the server (no route, name not
+     * found, connection refused, TLS handshake failed).
+     */
+    case NotSent(reason: String
+    )
+    /**
+     * The request may have reached the server (a timeout or a connection
+     * lost after sending began, or anything else).
+     */
+    case Failed(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension TransportError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransportError: FfiConverterRustBuffer {
+    typealias SwiftType = TransportError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransportError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .NotSent(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 2: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TransportError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .NotSent(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportError_lift(_ buf: RustBuffer) throws -> TransportError {
+    return try FfiConverterTypeTransportError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportError_lower(_ value: TransportError) -> RustBuffer {
+    return FfiConverterTypeTransportError.lower(value)
+}
+
+
 
 
 /**
@@ -3877,6 +4297,147 @@ public func FfiConverterCallbackInterfaceDeliveryListener_lift(_ handle: UInt64)
 #endif
 public func FfiConverterCallbackInterfaceDeliveryListener_lower(_ v: DeliveryListener) -> UInt64 {
     return FfiConverterCallbackInterfaceDeliveryListener.lower(v)
+}
+
+
+
+
+/**
+ * The app's HTTP client (URLSession, OkHttp, HttpURLConnection). Called on
+ * the thread that flushes, one request at a time; must not call back into
+ * the client.
+ */
+public protocol HttpTransport: AnyObject, Sendable {
+    
+    func send(request: HttpRequest) throws  -> HttpResponse
+    
+}
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceHttpTransport {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceHttpTransport = UniffiVTableCallbackInterfaceHttpTransport(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterCallbackInterfaceHttpTransport.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface HttpTransport: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterCallbackInterfaceHttpTransport.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface HttpTransport: handle missing in uniffiClone")
+            }
+        },
+        send: { (
+            uniffiHandle: UInt64,
+            request: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> HttpResponse in
+                guard let uniffiObj = try? FfiConverterCallbackInterfaceHttpTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.send(
+                     request: try FfiConverterTypeHttpRequest_lift(request)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterTypeHttpResponse_lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTransportError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHttpTransport> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHttpTransport>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitHttpTransport() {
+    uniffi_fieldreport_fn_init_callback_vtable_httptransport(UniffiCallbackInterfaceHttpTransport.vtablePtr)
+}
+
+// FfiConverter protocol for callback interfaces
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterCallbackInterfaceHttpTransport {
+    fileprivate static let handleMap = UniffiHandleMap<HttpTransport>()
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+extension FfiConverterCallbackInterfaceHttpTransport : FfiConverter {
+    typealias SwiftType = HttpTransport
+    typealias FfiType = UInt64
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lift(_ handle: UInt64) throws -> SwiftType {
+        try handleMap.get(handle: handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func lower(_ v: SwiftType) -> UInt64 {
+        return handleMap.insert(obj: v)
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public static func write(_ v: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(v))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceHttpTransport_lift(_ handle: UInt64) throws -> HttpTransport {
+    return try FfiConverterCallbackInterfaceHttpTransport.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterCallbackInterfaceHttpTransport_lower(_ v: HttpTransport) -> UInt64 {
+    return FfiConverterCallbackInterfaceHttpTransport.lower(v)
 }
 
 #if swift(>=5.8)
@@ -4319,6 +4880,31 @@ fileprivate struct FfiConverterSequenceTypeField: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer {
+    typealias SwiftType = [HttpHeader]
+
+    public static func write(_ value: [HttpHeader], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeHttpHeader.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [HttpHeader] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [HttpHeader]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeHttpHeader.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeInvalidParameter: FfiConverterRustBuffer {
     typealias SwiftType = [InvalidParameter]
 
@@ -4555,11 +5141,18 @@ private let initializationResult: InitializationResult = {
     if (uniffi_fieldreport_checksum_constructor_fieldreportclient_new() != 8610) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport() != 51330) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_fieldreport_checksum_method_deliverylistener_on_event() != 49167) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_fieldreport_checksum_method_httptransport_send() != 43390) {
         return InitializationResult.apiChecksumMismatch
     }
 
     uniffiCallbackInitDeliveryListener()
+    uniffiCallbackInitHttpTransport()
     return InitializationResult.ok
 }()
 

@@ -250,6 +250,13 @@ typedef void (*UniffiCallbackInterfaceDeliveryListenerMethod0)(uint64_t, RustBuf
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HTTP_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfaceHttpTransportMethod0)(uint64_t, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DELIVERY_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DELIVERY_LISTENER
 typedef struct UniffiVTableCallbackInterfaceDeliveryListener {
@@ -257,6 +264,15 @@ typedef struct UniffiVTableCallbackInterfaceDeliveryListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceDeliveryListenerMethod0 _Nonnull onEvent;
 } UniffiVTableCallbackInterfaceDeliveryListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HTTP_TRANSPORT
+typedef struct UniffiVTableCallbackInterfaceHttpTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHttpTransportMethod0 _Nonnull send;
+} UniffiVTableCallbackInterfaceHttpTransport;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_CLONE_FIELDREPORTCLIENT
@@ -272,6 +288,11 @@ void uniffi_fieldreport_fn_free_fieldreportclient(uint64_t handle, RustCallStatu
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_CONSTRUCTOR_FIELDREPORTCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_CONSTRUCTOR_FIELDREPORTCLIENT_NEW
 uint64_t uniffi_fieldreport_fn_constructor_fieldreportclient_new(RustBuffer config, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_CONSTRUCTOR_FIELDREPORTCLIENT_OPEN_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_CONSTRUCTOR_FIELDREPORTCLIENT_OPEN_WITH_TRANSPORT
+uint64_t uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport(RustBuffer config, uint64_t transport, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_METHOD_FIELDREPORTCLIENT_CLOSE
@@ -372,6 +393,11 @@ RustBuffer uniffi_fieldreport_fn_method_fieldreportclient_submit_many(uint64_t p
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_INIT_CALLBACK_VTABLE_DELIVERYLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_INIT_CALLBACK_VTABLE_DELIVERYLISTENER
 void uniffi_fieldreport_fn_init_callback_vtable_deliverylistener(const UniffiVTableCallbackInterfaceDeliveryListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_INIT_CALLBACK_VTABLE_HTTPTRANSPORT
+void uniffi_fieldreport_fn_init_callback_vtable_httptransport(const UniffiVTableCallbackInterfaceHttpTransport* _Nonnull vtable
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_FN_METHOD_CONFIG_UNIFFI_TRAIT_DEBUG
@@ -776,9 +802,21 @@ uint16_t uniffi_fieldreport_checksum_constructor_fieldreportclient_new(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_CONSTRUCTOR_FIELDREPORTCLIENT_OPEN_WITH_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_CONSTRUCTOR_FIELDREPORTCLIENT_OPEN_WITH_TRANSPORT
+uint16_t uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_METHOD_DELIVERYLISTENER_ON_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_METHOD_DELIVERYLISTENER_ON_EVENT
 uint16_t uniffi_fieldreport_checksum_method_deliverylistener_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_FIELDREPORT_CHECKSUM_METHOD_HTTPTRANSPORT_SEND
+uint16_t uniffi_fieldreport_checksum_method_httptransport_send(void
     
 );
 #endif

@@ -653,6 +653,9 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceDeliveryListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceHttpTransportMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceDeliveryListener(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -669,6 +672,25 @@ internal open class UniffiVTableCallbackInterfaceDeliveryListener(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "send")
+internal open class UniffiVTableCallbackInterfaceHttpTransport(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `send`: UniffiCallbackInterfaceHttpTransportMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `send`: UniffiCallbackInterfaceHttpTransportMethod0? = null,
+    ): UniffiVTableCallbackInterfaceHttpTransport(`uniffiFree`,`uniffiClone`,`send`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceHttpTransport) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `send` = other.`send`
     }
 
 }
@@ -739,7 +761,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_fieldreport_checksum_constructor_fieldreportclient_new(
     ): Int
+    external fun uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport(
+    ): Int
     external fun uniffi_fieldreport_checksum_method_deliverylistener_on_event(
+    ): Int
+    external fun uniffi_fieldreport_checksum_method_httptransport_send(
     ): Int
     external fun ffi_fieldreport_uniffi_contract_version(
     ): Int
@@ -758,6 +784,7 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "fieldreport"))
         uniffiCallbackInterfaceDeliveryListener.register(this)
+        uniffiCallbackInterfaceHttpTransport.register(this)
         
     }
 
@@ -767,6 +794,8 @@ internal object UniffiLib {
     external fun uniffi_fieldreport_fn_free_fieldreportclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_fieldreport_fn_constructor_fieldreportclient_new(`config`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport(`config`: RustBuffer.ByValue,`transport`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_fieldreport_fn_method_fieldreportclient_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -807,6 +836,8 @@ internal object UniffiLib {
     external fun uniffi_fieldreport_fn_method_fieldreportclient_submit_many(`ptr`: Long,`reports`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_fieldreport_fn_init_callback_vtable_deliverylistener(`vtable`: UniffiVTableCallbackInterfaceDeliveryListener,
+    ): Unit
+    external fun uniffi_fieldreport_fn_init_callback_vtable_httptransport(`vtable`: UniffiVTableCallbackInterfaceHttpTransport,
     ): Unit
     external fun uniffi_fieldreport_fn_method_config_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -996,7 +1027,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_new() and 0xFFFF) != 8610) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport() and 0xFFFF) != 51330) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_fieldreport_checksum_method_deliverylistener_on_event() and 0xFFFF) != 49167) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_fieldreport_checksum_method_httptransport_send() and 0xFFFF) != 43390) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2125,11 +2162,28 @@ open class FieldReportClient: Disposable, AutoCloseable, FieldReportClientInterf
 
 
     
-    
+    companion object {
+        
     /**
-     * @suppress
+     * The same, sending every request through the app's own HTTP client
+     * (which then does the TLS, proxies and pinning) instead of the
+     * library's. The only way to open a build without its own HTTP stack.
      */
-    companion object
+    @Throws(FieldReportException::class) fun `openWithTransport`(`config`: Config, `transport`: HttpTransport): FieldReportClient {
+            return FfiConverterTypeFieldReportClient.lift(
+    uniffiRustCallWithError(FieldReportException) { _status ->
+    UniffiLib.uniffi_fieldreport_fn_constructor_fieldreportclient_open_with_transport(
+    
+        
+        FfiConverterTypeConfig.lower(`config`),
+        FfiConverterTypeHttpTransport.lower(`transport`),_status)
+}
+    )
+    }
+    
+
+        
+    }
     
 }
 
@@ -2866,6 +2920,162 @@ public object FfiConverterTypeFlushResult: FfiConverterRustBuffer<FlushResult> {
             FfiConverterULong.write(value.`pending`, buf)
             FfiConverterULong.write(value.`dead`, buf)
             FfiConverterOptionalString.write(value.`stopped`, buf)
+    }
+}
+
+
+
+/**
+ * One HTTP header.
+ */
+data class HttpHeader (
+    var `name`: kotlin.String
+    , 
+    var `value`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
+    override fun read(buf: ByteBuffer): HttpHeader {
+        return HttpHeader(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpHeader) = (
+            FfiConverterString.allocationSize(value.`name`) +
+            FfiConverterString.allocationSize(value.`value`)
+    )
+
+    override fun write(value: HttpHeader, buf: ByteBuffer) {
+            FfiConverterString.write(value.`name`, buf)
+            FfiConverterString.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
+ * One request to send exactly as given: no retries, no redirects, no
+ * cache, no cookies. Its URL carries the API key: never log it.
+ */
+data class HttpRequest (
+    /**
+     * `GET` or `POST`.
+     */
+    var `method`: kotlin.String
+    , 
+    var `url`: kotlin.String
+    , 
+    var `headers`: List<HttpHeader>
+    , 
+    var `body`: HttpBody
+    , 
+    /**
+     * How long the whole exchange may take, in milliseconds.
+     */
+    var `timeoutMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpRequest: FfiConverterRustBuffer<HttpRequest> {
+    override fun read(buf: ByteBuffer): HttpRequest {
+        return HttpRequest(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceTypeHttpHeader.read(buf),
+            FfiConverterTypeHttpBody.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpRequest) = (
+            FfiConverterString.allocationSize(value.`method`) +
+            FfiConverterString.allocationSize(value.`url`) +
+            FfiConverterSequenceTypeHttpHeader.allocationSize(value.`headers`) +
+            FfiConverterTypeHttpBody.allocationSize(value.`body`) +
+            FfiConverterULong.allocationSize(value.`timeoutMs`)
+    )
+
+    override fun write(value: HttpRequest, buf: ByteBuffer) {
+            FfiConverterString.write(value.`method`, buf)
+            FfiConverterString.write(value.`url`, buf)
+            FfiConverterSequenceTypeHttpHeader.write(value.`headers`, buf)
+            FfiConverterTypeHttpBody.write(value.`body`, buf)
+            FfiConverterULong.write(value.`timeoutMs`, buf)
+    }
+}
+
+
+
+/**
+ * What the server answered, whatever the status.
+ */
+data class HttpResponse (
+    var `status`: kotlin.UShort
+    , 
+    /**
+     * Names in any case; `Retry-After` and `X-Rate-Limit-Reset` are read.
+     */
+    var `headers`: List<HttpHeader>
+    , 
+    /**
+     * At most the first MiB is read.
+     */
+    var `body`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpResponse: FfiConverterRustBuffer<HttpResponse> {
+    override fun read(buf: ByteBuffer): HttpResponse {
+        return HttpResponse(
+            FfiConverterUShort.read(buf),
+            FfiConverterSequenceTypeHttpHeader.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HttpResponse) = (
+            FfiConverterUShort.allocationSize(value.`status`) +
+            FfiConverterSequenceTypeHttpHeader.allocationSize(value.`headers`) +
+            FfiConverterByteArray.allocationSize(value.`body`)
+    )
+
+    override fun write(value: HttpResponse, buf: ByteBuffer) {
+            FfiConverterUShort.write(value.`status`, buf)
+            FfiConverterSequenceTypeHttpHeader.write(value.`headers`, buf)
+            FfiConverterByteArray.write(value.`body`, buf)
     }
 }
 
@@ -4115,6 +4325,125 @@ public object FfiConverterTypeFieldReportError : FfiConverterRustBuffer<FieldRep
 
 
 /**
+ * The body of a request for the app's transport.
+ */
+sealed class HttpBody {
+    
+    /**
+     * No body (a lookup).
+     */
+    object Empty : HttpBody()
+    
+    
+    /**
+     * These bytes (the feedback's JSON).
+     */
+    data class Bytes(
+        val `data`: kotlin.ByteArray) : HttpBody()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `prefix`, then the file's bytes, then `suffix`: an attachment upload
+     * (`multipart/form-data`). Stream the file, never load it whole: it may
+     * be hundreds of MB. `Content-Length` already counts all three parts.
+     */
+    data class File(
+        val `prefix`: kotlin.ByteArray, 
+        val `path`: kotlin.String, 
+        val `suffix`: kotlin.ByteArray) : HttpBody()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHttpBody : FfiConverterRustBuffer<HttpBody>{
+    override fun read(buf: ByteBuffer): HttpBody {
+        return when(buf.getInt()) {
+            1 -> HttpBody.Empty
+            2 -> HttpBody.Bytes(
+                FfiConverterByteArray.read(buf),
+                )
+            3 -> HttpBody.File(
+                FfiConverterByteArray.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterByteArray.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: HttpBody): ULong = when(value) {
+        is HttpBody.Empty -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is HttpBody.Bytes -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterByteArray.allocationSize(value.`data`)
+            )
+        }
+        is HttpBody.File -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterByteArray.allocationSize(value.`prefix`)
+                + FfiConverterString.allocationSize(value.`path`)
+                + FfiConverterByteArray.allocationSize(value.`suffix`)
+            )
+        }
+    }
+
+    override fun write(value: HttpBody, buf: ByteBuffer) {
+        when(value) {
+            is HttpBody.Empty -> {
+                buf.putInt(1)
+                Unit
+            }
+            is HttpBody.Bytes -> {
+                buf.putInt(2)
+                FfiConverterByteArray.write(value.`data`, buf)
+                Unit
+            }
+            is HttpBody.File -> {
+                buf.putInt(3)
+                FfiConverterByteArray.write(value.`prefix`, buf)
+                FfiConverterString.write(value.`path`, buf)
+                FfiConverterByteArray.write(value.`suffix`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * Whether a report was typed by a person or made by a machine.
  */
 
@@ -4307,6 +4636,102 @@ public object FfiConverterTypeSubmission : FfiConverterRustBuffer<Submission>{
 
 
 /**
+ * Why the transport has no answer. This decides whether the report can be
+ * sent again without risk of a duplicate: when in doubt, throw `Failed`.
+ * Any other exception counts as `Failed`.
+ */
+sealed class TransportException: kotlin.Exception() {
+    
+    /**
+     * The request certainly never reached the server (no route, name not
+     * found, connection refused, TLS handshake failed).
+     */
+    class NotSent(
+        
+        val `reason`: kotlin.String
+        ) : TransportException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * The request may have reached the server (a timeout or a connection
+     * lost after sending began, or anything else).
+     */
+    class Failed(
+        
+        val `reason`: kotlin.String
+        ) : TransportException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<TransportException> {
+        override fun lift(error_buf: RustBuffer.ByValue): TransportException = FfiConverterTypeTransportError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeTransportError : FfiConverterRustBuffer<TransportException> {
+    override fun read(buf: ByteBuffer): TransportException {
+        
+
+        return when(buf.getInt()) {
+            1 -> TransportException.NotSent(
+                FfiConverterString.read(buf),
+                )
+            2 -> TransportException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: TransportException): ULong {
+        return when(value) {
+            is TransportException.NotSent -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is TransportException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: TransportException, buf: ByteBuffer) {
+        when(value) {
+            is TransportException.NotSent -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is TransportException.Failed -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+
+/**
  * Hears of deliveries and failures. Called on the thread that flushes (the
  * caller's, or the background sender's) after the outbox is updated; keep
  * it quick. An exception thrown by it is ignored.
@@ -4366,6 +4791,76 @@ internal object uniffiCallbackInterfaceDeliveryListener {
  * @suppress
  */
 public object FfiConverterTypeDeliveryListener: FfiConverterCallbackInterface<DeliveryListener>()
+
+
+
+
+
+/**
+ * The app's HTTP client (URLSession, OkHttp, HttpURLConnection). Called on
+ * the thread that flushes, one request at a time; must not call back into
+ * the client.
+ */
+public interface HttpTransport {
+    
+    fun `send`(`request`: HttpRequest): HttpResponse
+    
+    companion object
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceHttpTransport {
+    internal object `send`: UniffiCallbackInterfaceHttpTransportMethod0 {
+        override fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeHttpTransport.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`send`(
+                    FfiConverterTypeHttpRequest.lift(`request`),
+                )
+            }
+            val writeReturn = { value: HttpResponse -> uniffiOutReturn.setValue(FfiConverterTypeHttpResponse.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: TransportException -> FfiConverterTypeTransportError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeHttpTransport.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeHttpTransport.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceHttpTransport.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `send`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_fieldreport_fn_init_callback_vtable_httptransport(vtable)
+    }
+}
+
+/**
+ * The ffiConverter which transforms the Callbacks in to handles to pass to Rust.
+ *
+ * @suppress
+ */
+public object FfiConverterTypeHttpTransport: FfiConverterCallbackInterface<HttpTransport>()
 
 
 
@@ -4919,6 +5414,34 @@ public object FfiConverterSequenceTypeField: FfiConverterRustBuffer<List<Field>>
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeField.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeHttpHeader: FfiConverterRustBuffer<List<HttpHeader>> {
+    override fun read(buf: ByteBuffer): List<HttpHeader> {
+        val len = buf.getInt()
+        return List<HttpHeader>(len) {
+            FfiConverterTypeHttpHeader.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<HttpHeader>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeHttpHeader.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<HttpHeader>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeHttpHeader.write(it, buf)
         }
     }
 }

@@ -571,4 +571,76 @@ class FieldReportTest {
             assertThrows(FieldReportException.Closed::class.java) { client.flush(Duration.ofSeconds(1)) }
         }
     }
+
+    // -----------------------------------------------------------------------
+    // the platform's HTTP stack (HttpUrlConnectionTransport)
+    // -----------------------------------------------------------------------
+
+    /** Counts what goes through the app's transport. */
+    private class Counting(val inner: HttpTransport) : HttpTransport {
+        val requests = CopyOnWriteArrayList<HttpRequest>()
+        override fun send(request: HttpRequest): HttpResponse {
+            requests.add(request)
+            return inner.send(request)
+        }
+    }
+
+    @Test
+    fun `reports and attachments go through HttpURLConnection`() {
+        val (shot, shotBytes) = randomFile("screen.png", 300_000)
+        val transport = Counting(HttpUrlConnectionTransport())
+        FieldReportClient.openWithTransport(config(), transport).use { client ->
+            val id = client.submit(
+                Feedback(
+                    summary = "Through the platform's HTTP stack",
+                    attachments = listOf(Attachment(elementKey = "Screenshot", path = shot.path)),
+                ),
+            )
+            val result = client.flush(Duration.ofSeconds(30))
+            assertEquals(ReportState.DELIVERED, result.receipts.single().state, result.toString())
+            assertEquals(ReportState.DELIVERED, client.report(id).state)
+        }
+        val state = sandbox.state()
+        assertEquals("Through the platform's HTTP stack", state["feedback"][0]["body"]["summary"].asText())
+        val upload = state["uploads"].single()
+        assertEquals(sha256(shotBytes), upload["sha256_hex"].asText())
+        assertEquals("screen.png", upload["file_name"].asText())
+        // Every request went through the transport; the attachment as a file.
+        assertEquals(state["requests"].size(), transport.requests.size)
+        assertEquals(2, transport.requests.size)
+        assertTrue(transport.requests[1].body is HttpBody.File, transport.requests[1].body.toString())
+    }
+
+    @Test
+    fun `an answer lost after sending is not silently re-posted by the platform`() {
+        // The sandbox creates the feedback, then drops the connection. The
+        // transport must report Failed (in doubt), not post again itself:
+        // the library resends once, without a lookup, and counts it.
+        sandbox.injectFaults("""[{"act_then_drop":true}]""")
+        FieldReportClient.openWithTransport(config(), HttpUrlConnectionTransport()).use { client ->
+            val id = client.submit(Feedback(summary = "answer lost"))
+            val first = client.flush(Duration.ofSeconds(30))
+            assertEquals(ReportState.QUEUED, first.receipts.single().state, first.toString())
+            assertEquals(1, sandbox.state()["feedback"].size(), "one create so far")
+            val settled = flushUntilSettled(client, id, Duration.ofSeconds(30))
+            assertEquals(ReportState.DELIVERED, settled.state, settled.toString())
+            assertEquals(1UL, client.stats().ambiguousResends)
+        }
+        assertEquals(2, sandbox.state()["feedback"].size())
+    }
+
+    @Test
+    fun `a refused connection is NotSent and told without the API key`() {
+        val cfg = config().copy(baseUrl = "http://127.0.0.1:1/api/v1")
+        FieldReportClient.openWithTransport(cfg, HttpUrlConnectionTransport()).use { client ->
+            val id = client.submit(Feedback(summary = "nowhere to go"))
+            client.flush(Duration.ofSeconds(10))
+            val status = client.report(id)
+            assertEquals(ReportState.QUEUED, status.state)
+            val message = status.lastError?.message ?: ""
+            assertTrue(message.contains("ConnectException"), message)
+            assertFalse(message.contains(SandboxProcess.API_KEY), message)
+            assertEquals(0UL, client.stats().ambiguousResends)
+        }
+    }
 }
