@@ -70,8 +70,11 @@ targs=()
 for abi in "${abis[@]}"; do targs+=(-t "$abi"); done
 # `rustc --crate-type cdylib`, not `build`: with the three crate types of
 # Cargo.toml, `build` makes the .so without LTO (rust-lang/cargo#4611).
-echo "== cargo ndk ${targs[*]} rustc --lib --profile $profile --crate-type cdylib"
-cargo ndk "${targs[@]}" --platform "$min_sdk" rustc --lib --profile "$profile" --crate-type cdylib
+# `--no-default-features`: no HTTP or TLS stack of its own; the app opens the
+# client with `openWithTransport(config, HttpUrlConnectionTransport())`, and
+# Android's own HTTP stack does the TLS (0.7 MB less, BENCHMARKS.md).
+echo "== cargo ndk ${targs[*]} rustc --lib --profile $profile --crate-type cdylib --no-default-features"
+cargo ndk "${targs[@]}" --platform "$min_sdk" rustc --lib --profile "$profile" --crate-type cdylib --no-default-features
 
 for abi in "${abis[@]}"; do
     built="$target_dir/${triple[$abi]}/$profile/libfieldreport.so"

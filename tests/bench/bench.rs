@@ -1242,14 +1242,26 @@ fn size_rows() -> Vec<Row> {
     } else {
         ""
     };
-    let bytes: u64 = get("stripped_bytes").parse().unwrap_or(0);
-    let gz: u64 = get("gzip_bytes").parse().unwrap_or(0);
-    let ceiling: u64 = get("ceiling_gzip_bytes").parse().unwrap_or(0);
     let goal = 1_000_000u64;
-    vec![
-        Row::ceiling(
+    let mut rows = Vec::new();
+    // The goal is the mobile build's: the build the README recommends for
+    // mobile apps, where every kilobyte counts.
+    for (build, prefix, goal_of_build) in [
+        ("default build (its own HTTP client and TLS)", "", false),
+        (
+            "mobile build (no HTTP stack of its own; the app's transport)",
+            "mobile_",
+            true,
+        ),
+    ] {
+        let bytes: u64 = get(&format!("{prefix}stripped_bytes")).parse().unwrap_or(0);
+        let gz: u64 = get(&format!("{prefix}gzip_bytes")).parse().unwrap_or(0);
+        let ceiling: u64 = get(&format!("{prefix}ceiling_gzip_bytes"))
+            .parse()
+            .unwrap_or(0);
+        rows.push(Row::ceiling(
             format!(
-                "size: {} cdylib, profile {}, strip --strip-unneeded{note}",
+                "size, {build}: {} cdylib, profile {}, strip --strip-unneeded{note}",
                 get("target"),
                 get("profile")
             ),
@@ -1258,16 +1270,21 @@ fn size_rows() -> Vec<Row> {
             None,
             String::new(),
             None,
-        ),
-        Row::ceiling(
-            "size: the same, gzip -9".into(),
+        ));
+        rows.push(Row::ceiling(
+            format!("size, {build}: the same, gzip -9"),
             format!("{gz} B"),
             format!("CI ceiling {ceiling} B"),
             None,
-            "≤ 1,000,000 B".into(),
-            Some(gz <= goal),
-        ),
-    ]
+            if goal_of_build {
+                "≤ 1,000,000 B".into()
+            } else {
+                String::new()
+            },
+            goal_of_build.then_some(gz <= goal),
+        ));
+    }
+    rows
 }
 
 fn newest_source() -> std::time::SystemTime {
