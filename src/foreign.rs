@@ -860,6 +860,51 @@ pub struct HttpRequest {
     pub timeout_ms: u64,
 }
 
+impl HttpRequest {
+    /// The core's form, whose `Debug` leaves the URL's query (the API key) out.
+    fn to_core(&self) -> core_transport::HttpRequest {
+        core_transport::HttpRequest {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
+            body: match &self.body {
+                HttpBody::Empty => core_transport::HttpBody::Empty,
+                HttpBody::Bytes { data } => core_transport::HttpBody::Bytes(data.clone()),
+                HttpBody::File {
+                    prefix,
+                    path,
+                    suffix,
+                } => core_transport::HttpBody::File {
+                    prefix: prefix.clone(),
+                    path: PathBuf::from(path),
+                    suffix: suffix.clone(),
+                },
+            },
+            timeout: Duration::from_millis(self.timeout_ms),
+        }
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_core(), f)
+    }
+}
+
+impl fmt::Display for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The longest reason kept from a foreign exception (its stack trace, on
+/// the JVM, can run to kilobytes).
+const MAX_FOREIGN_REASON: usize = 1000;
+
 /// The foreign mirror of [`core_transport::HttpResponse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -887,7 +932,16 @@ impl std::error::Error for TransportError {}
 /// after the request left.
 impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TransportError::Failed { reason: e.reason }
+        let mut reason = e.reason;
+        if reason.len() > MAX_FOREIGN_REASON {
+            let mut cut = MAX_FOREIGN_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+            reason.push('…');
+        }
+        TransportError::Failed { reason }
     }
 }
 

@@ -350,7 +350,9 @@ pub(crate) fn answer_of(
     redact: impl Fn(&str) -> String,
 ) -> Exchange {
     match outcome {
-        Ok(r) if (100..=999).contains(&r.status) => {
+        // A 1xx is interim: the final answer is still to come, and the
+        // server may act on the request, so it is no answer.
+        Ok(r) if (200..=999).contains(&r.status) => {
             let header = |name: &str| {
                 r.headers
                     .iter()
@@ -367,7 +369,7 @@ pub(crate) fn answer_of(
         }
         // Not an HTTP status: something answered, but what is unknown.
         Ok(r) => Exchange::Transport(format!(
-            "the app's transport returned status {}, which is not an HTTP status",
+            "the app's transport returned status {}, which is not a final HTTP status",
             r.status
         )),
         Err(TransportError::NotSent(m)) => {
@@ -551,7 +553,7 @@ mod tests {
         assert!(
             matches!(answer(201, &[], vec![0xff, b'{']), Exchange::Answer(a) if a.status == 201)
         );
-        for status in [0, 99, 1000] {
+        for status in [0, 99, 100, 199, 1000] {
             assert!(matches!(
                 answer(status, &[], vec![]),
                 Exchange::Transport(_)

@@ -391,7 +391,7 @@ fn the_transports_words_are_redacted_and_its_failures_never_crash_a_flush() {
         (with_transport(one.path(), &sb, Panicking), "panicked"),
         (
             with_transport(two.path(), &sb, NoStatus),
-            "not an HTTP status",
+            "not a final HTTP status",
         ),
     ] {
         let id = client.submit(Feedback::new("odd transport")).unwrap();

@@ -95,7 +95,11 @@ def test_a_report_and_its_attachment_go_through_the_apps_transport(tmp_path, san
     file_body = transport.requests[1].body
     assert file_body.is_file()
     assert file_body.path.startswith(str(tmp_path / "outbox"))
-    assert API_KEY not in repr(file_body)
+    # The request's URL carries the key; its string form leaves it out.
+    assert API_KEY in transport.requests[1].url
+    for shown in (str(transport.requests[1]), repr(transport.requests[1])):
+        assert API_KEY not in shown, shown
+        assert "/fileElements/" in shown, shown
 
 
 def test_not_sent_and_a_stray_exception_are_told_apart(tmp_path, sandbox):

@@ -827,6 +827,16 @@ _UniffiLib.uniffi_fieldreport_fn_method_config_uniffi_trait_display.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_fieldreport_fn_method_config_uniffi_trait_display.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_debug.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_debug.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_fieldreport_fn_clone_fieldreportclient.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2878,7 +2888,8 @@ class _UniffiFfiConverterTypeHttpBody(_UniffiConverterRustBuffer):
 class HttpRequest:
     """
     One request to send exactly as given: no retries, no redirects, no
-    cache, no cookies. Its URL carries the API key: never log it.
+    cache, no cookies. Its URL carries the API key: never log it (its
+    string form leaves the query out).
 """
     def __init__(self, *, method:str, url:str, headers:typing.List[HttpHeader], body:HttpBody, timeout_ms:int):
         self.method = method
@@ -2887,11 +2898,35 @@ class HttpRequest:
         self.body = body
         self.timeout_ms = timeout_ms
         
+    # The Rust `Debug::fmt` implementation.
+    def __repr__(self) -> str:
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeHttpRequest.lower(self),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_debug,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    # The Rust `Display::fmt` implementation.
+    def __str__(self) -> str:
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeHttpRequest.lower(self),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
         
 
     
-    def __str__(self):
-        return "HttpRequest(method={}, url={}, headers={}, body={}, timeout_ms={})".format(self.method, self.url, self.headers, self.body, self.timeout_ms)
     def __eq__(self, other):
         if self.method != other.method:
             return False

@@ -2219,9 +2219,10 @@ public func FfiConverterTypeHttpHeader_lower(_ value: HttpHeader) -> RustBuffer 
 
 /**
  * One request to send exactly as given: no retries, no redirects, no
- * cache, no cookies. Its URL carries the API key: never log it.
+ * cache, no cookies. Its URL carries the API key: never log it (its
+ * string form leaves the query out).
  */
-public struct HttpRequest: Equatable, Hashable {
+public struct HttpRequest: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
     /**
      * `GET` or `POST`.
      */
@@ -2253,6 +2254,28 @@ public struct HttpRequest: Equatable, Hashable {
     
 
     
+// The local Rust `Debug` implementation.
+public var debugDescription: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldreport_fn_method_httprequest_uniffi_trait_debug(
+            FfiConverterTypeHttpRequest_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display(
+            FfiConverterTypeHttpRequest_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 }
 
 #if compiler(>=6)

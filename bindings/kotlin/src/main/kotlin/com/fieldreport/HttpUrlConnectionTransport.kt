@@ -2,7 +2,6 @@ package com.fieldreport
 
 import java.io.ByteArrayOutputStream
 import java.io.File
-import java.io.IOException
 import java.io.InputStream
 import java.net.HttpURLConnection
 import java.net.URL
@@ -26,12 +25,12 @@ class HttpUrlConnectionTransport : HttpTransport {
 
     override fun send(request: HttpRequest): HttpResponse {
         val timeout = request.timeoutMs.coerceIn(1UL, Int.MAX_VALUE.toULong()).toInt()
-        val conn = try {
-            URL(request.url).openConnection() as HttpURLConnection
-        } catch (e: Exception) {
-            throw TransportException.NotSent("cannot open ${urlWithoutQuery(request.url)}: ${e.javaClass.simpleName}")
-        }
+        val conn: HttpURLConnection
+        val length: Long?
+        // Anything that fails before the connection (and TLS handshake) is
+        // up, a missing INTERNET permission included, left nothing behind.
         try {
+            conn = URL(request.url).openConnection() as HttpURLConnection
             conn.requestMethod = request.method
             conn.instanceFollowRedirects = false
             conn.useCaches = false
@@ -43,7 +42,7 @@ class HttpUrlConnectionTransport : HttpTransport {
                     conn.setRequestProperty(h.name, h.value)
                 }
             }
-            val length: Long? = when (val body = request.body) {
+            length = when (val body = request.body) {
                 is HttpBody.Empty -> null
                 is HttpBody.Bytes -> body.data.size.toLong()
                 is HttpBody.File -> body.prefix.size + File(body.path).length() + body.suffix.size
@@ -52,10 +51,24 @@ class HttpUrlConnectionTransport : HttpTransport {
                 conn.doOutput = true
                 conn.setFixedLengthStreamingMode(length)
             }
-            // Nothing has left before the connection (and TLS handshake) is up.
+        } catch (e: Exception) {
+            throw TransportException.NotSent("cannot prepare the request: ${e.javaClass.simpleName}: ${e.message}")
+        }
+        // The read timeout counts per read and writes have none: this
+        // watchdog bounds the whole exchange, as the library asks.
+        val watchdog = Thread {
+            try {
+                Thread.sleep(timeout.toLong())
+                conn.disconnect()
+            } catch (_: InterruptedException) {
+            }
+        }
+        watchdog.isDaemon = true
+        watchdog.start()
+        try {
             try {
                 conn.connect()
-            } catch (e: IOException) {
+            } catch (e: Exception) {
                 throw TransportException.NotSent("${e.javaClass.simpleName}: ${e.message}")
             }
             try {
@@ -75,11 +88,12 @@ class HttpUrlConnectionTransport : HttpTransport {
                 val stream: InputStream? = if (status >= 400) conn.errorStream else conn.inputStream
                 val answer = stream?.use { readAtMost(it, MAX_ANSWER) } ?: ByteArray(0)
                 return HttpResponse(status.toUShort(), headers, answer)
-            } catch (e: IOException) {
+            } catch (e: Exception) {
                 // Sending had begun: the server may have acted on it.
                 throw TransportException.Failed("${e.javaClass.simpleName}: ${e.message}")
             }
         } finally {
+            watchdog.interrupt()
             conn.disconnect()
         }
     }

@@ -843,6 +843,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_fieldreport_fn_method_config_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_fieldreport_fn_method_httprequest_uniffi_trait_debug(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_fieldreport_fn_func_version(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_fieldreport_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -2968,7 +2972,8 @@ public object FfiConverterTypeHttpHeader: FfiConverterRustBuffer<HttpHeader> {
 
 /**
  * One request to send exactly as given: no retries, no redirects, no
- * cache, no cookies. Its URL carries the API key: never log it.
+ * cache, no cookies. Its URL carries the API key: never log it (its
+ * string form leaves the query out).
  */
 data class HttpRequest (
     /**
@@ -2992,6 +2997,15 @@ data class HttpRequest (
 
     
 
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_fieldreport_fn_method_httprequest_uniffi_trait_display(FfiConverterTypeHttpRequest.lower(this),
+        _status)
+}
+    )
+    }
     
     companion object
 }

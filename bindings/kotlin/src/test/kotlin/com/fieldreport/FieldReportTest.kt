@@ -631,6 +631,19 @@ class FieldReportTest {
 
     @Test
     fun `a refused connection is NotSent and told without the API key`() {
+        // The transport's own verdict, then what the library makes of it.
+        val request = HttpRequest(
+            method = "POST",
+            url = "http://127.0.0.1:1/api/v1/x?apiKey=${SandboxProcess.API_KEY}",
+            headers = emptyList(),
+            body = HttpBody.Bytes("{}".toByteArray()),
+            timeoutMs = 5_000UL,
+        )
+        assertThrows(TransportException.NotSent::class.java) { HttpUrlConnectionTransport().send(request) }
+        // Printing a request leaves the URL's query, and so the key, out.
+        assertFalse(request.toString().contains(SandboxProcess.API_KEY), request.toString())
+        assertTrue(request.toString().contains("127.0.0.1:1/api/v1/x"), request.toString())
+
         val cfg = config().copy(baseUrl = "http://127.0.0.1:1/api/v1")
         FieldReportClient.openWithTransport(cfg, HttpUrlConnectionTransport()).use { client ->
             val id = client.submit(Feedback(summary = "nowhere to go"))
