@@ -59,18 +59,19 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 # types of Cargo.toml (lib, cdylib, staticlib) cargo builds them in one rustc
 # call without LTO (an rlib cannot take it; rust-lang/cargo#4611), whatever
 # the profile says. Built alone, the cdylib gets the profile's fat LTO.
-so="$target_dir/$PROFILE/libfieldreport.so"
+build=(cargo rustc --lib --profile "$PROFILE" --crate-type cdylib)
 out="$target_dir/bench"
 mkdir -p "$out"
 
-# Builds one of the shipped builds (extra arguments go to cargo) in the
-# shared target dir, strips a copy to $out/libfieldreport.NAME.so and sets
-# BYTES, GZ and UNSTRIPPED.
+# Runs a build command (an environment can be given with `env`) with its
+# target dir set to DIR, strips a copy of the library it made to
+# $out/libfieldreport.NAME.so and sets BYTES, GZ and UNSTRIPPED.
 measure() {
-  local name=$1
-  shift
-  echo "== cargo rustc --lib --profile $PROFILE --crate-type cdylib $* (host $host)" >&2
-  cargo rustc --lib --profile "$PROFILE" --crate-type cdylib "$@" >&2
+  local name=$1 dir=$2
+  shift 2
+  echo "== $* (host $host, target dir $dir)" >&2
+  CARGO_TARGET_DIR="$dir" "$@" >&2
+  local so="$dir/$PROFILE/libfieldreport.so"
   [ -f "$so" ] || { echo "no $so after the build" >&2; exit 1; }
   strip --strip-unneeded -o "$out/libfieldreport.$name.so" "$so"
   BYTES=$(stat -c %s "$out/libfieldreport.$name.so")
@@ -78,11 +79,12 @@ measure() {
   UNSTRIPPED=$(stat -c %s "$so")
 }
 
-# The mobile build first, so that the default build's .so is the one left
-# in place for whoever reads it next.
-measure mobile --no-default-features
+# The two shipped builds share the target dir. The mobile build first, so
+# that the default build's .so is the one left in place for whoever reads
+# it next.
+measure mobile "$target_dir" "${build[@]}" --no-default-features
 mobile_bytes=$BYTES mobile_gz=$GZ mobile_unstripped=$UNSTRIPPED
-measure default
+measure default "$target_dir" "${build[@]}"
 bytes=$BYTES gz=$GZ unstripped=$UNSTRIPPED
 stripped="$out/libfieldreport.default.so"
 
@@ -104,31 +106,25 @@ printf 'libfieldreport.so (%s, %s), default build: %s bytes unstripped, %s bytes
 printf 'libfieldreport.so (%s, %s), mobile build (no HTTP stack of its own): %s bytes unstripped, %s bytes stripped, %s bytes gzip -9 (ceiling %s)\n' \
   "$host" "$PROFILE" "$mobile_unstripped" "$mobile_bytes" "$mobile_gz" "$MOBILE_CEILING_GZ"
 
-# Builds a variant of the library in its own target dir (extra arguments go
-# to cargo; an environment can be given with `env`), strips it and prints its
-# size beside the shipped one's.
+# Measures a variant of the library in its own target dir and prints its
+# size beside the default build's.
 variant() {
   local label=$1 name=$2 dir=$3
   shift 3
-  echo "== the same $label, in $dir" >&2
-  CARGO_TARGET_DIR="$dir" "$@" >&2
-  strip --strip-unneeded -o "$out/libfieldreport.$name.so" "$dir/$PROFILE/libfieldreport.so"
-  local vbytes vgz
-  vbytes=$(stat -c %s "$out/libfieldreport.$name.so")
-  vgz=$(gzip -9 -c "$out/libfieldreport.$name.so" | wc -c)
+  measure "$name" "$dir" "$@"
   printf '%s: %s bytes stripped (%+d), %s bytes gzip -9 (%+d)\n' \
-    "$label" "$vbytes" $((vbytes - bytes)) "$vgz" $((vgz - gz))
+    "$label" "$BYTES" $((BYTES - bytes)) "$GZ" $((GZ - gz))
 }
 
 if [ "$full_sqlite" = 1 ]; then
   # An empty value set in the environment wins over .cargo/config.toml.
   variant "with the full SQLite" full-sqlite target/size-full \
-    env LIBSQLITE3_FLAGS="" cargo rustc --lib --profile "$PROFILE" --crate-type cdylib
+    env LIBSQLITE3_FLAGS="" "${build[@]}"
 fi
 
 if [ "$no_tls" = 1 ]; then
   variant "without TLS" no-tls target/size-notls \
-    cargo rustc --lib --profile "$PROFILE" --crate-type cdylib --no-default-features --features builtin-http
+    "${build[@]}" --no-default-features --features builtin-http
 fi
 
 if [ "$bloat" = 1 ]; then
