@@ -3,6 +3,7 @@
 //! [`Transport`]. It does I/O only; what an answer means is decided in
 //! `delivery.rs`.
 
+#[cfg(feature = "builtin-http")]
 use std::fs::File;
 #[cfg(feature = "builtin-http")]
 use std::io::{Cursor, Read};
@@ -124,34 +125,19 @@ impl Server {
             "{}/projects/{}/feedback/{}",
             self.base_url, self.project, self.feedback_type
         );
-        let timeout = self.request_timeout * 2;
-        match &self.backend {
-            #[cfg(feature = "builtin-http")]
-            Backend::Builtin { agent, .. } => {
-                let result = agent
-                    .post(self.with_key(&url))
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Content-Type", "application/json")
-                    .header("Accept", "application/json")
-                    .send(body);
-                self.finish(result)
-            }
-            Backend::App(t) => self.send_app(
-                t,
-                HttpRequest {
-                    method: "POST".into(),
-                    url: self.with_key(&url),
-                    headers: headers(&[
-                        ("Content-Type", "application/json"),
-                        ("Content-Length", &body.len().to_string()),
-                    ]),
-                    body: HttpBody::Bytes(body.as_bytes().to_vec()),
-                    timeout,
-                },
-            ),
-        }
+        self.send(
+            HttpRequest {
+                method: "POST".into(),
+                url: self.with_key(&url),
+                headers: headers(&[
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", &body.len().to_string()),
+                ]),
+                body: HttpBody::Bytes(body.as_bytes().to_vec()),
+                timeout: self.request_timeout * 2,
+            },
+            None,
+        )
     }
 
     /// POST one file as `multipart/form-data` field `file` to an element URL
@@ -163,56 +149,34 @@ impl Server {
         file_name: &str,
         content_type: &str,
     ) -> Exchange {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return Exchange::Transport(format!("cannot open the outbox copy: {e}")),
-        };
-        let size = match file.metadata() {
+        let size = match std::fs::metadata(path) {
             Ok(m) => m.len(),
             Err(e) => return Exchange::Transport(format!("cannot stat the outbox copy: {e}")),
         };
         let body = Multipart::new(file_name, content_type);
         let length = body.length(size);
-        let content_type_header = format!("multipart/form-data; boundary={}", body.boundary);
         let send_budget = self.request_timeout + Duration::from_secs(size / self.min_upload_rate);
-        match &self.backend {
-            #[cfg(feature = "builtin-http")]
-            Backend::Builtin { agent, .. } => {
-                let reader = body.reader(file.take(size));
-                let result = agent
-                    .post(self.with_key(element_url))
-                    .config()
-                    .timeout_send_body(Some(send_budget))
-                    .build()
-                    .header("Content-Type", content_type_header)
-                    .header("Content-Length", length.to_string())
-                    .header("Accept", "application/json")
-                    .send(ureq::SendBody::from_owned_reader(reader));
-                self.finish(result)
-            }
-            Backend::App(t) => {
-                // The app opens the file itself; this handle only sized it.
-                drop(file);
-                self.send_app(
-                    t,
-                    HttpRequest {
-                        method: "POST".into(),
-                        url: self.with_key(element_url),
-                        headers: headers(&[
-                            ("Content-Type", &content_type_header),
-                            ("Content-Length", &length.to_string()),
-                        ]),
-                        body: HttpBody::File {
-                            prefix: body.head,
-                            path: path.to_path_buf(),
-                            suffix: body.tail,
-                        },
-                        // Sending, then the answer.
-                        timeout: send_budget + self.request_timeout,
-                    },
-                )
-            }
-        }
+        self.send(
+            HttpRequest {
+                method: "POST".into(),
+                url: self.with_key(element_url),
+                headers: headers(&[
+                    (
+                        "Content-Type",
+                        &format!("multipart/form-data; boundary={}", body.boundary),
+                    ),
+                    ("Content-Length", &length.to_string()),
+                ]),
+                body: HttpBody::File {
+                    prefix: body.head,
+                    path: path.to_path_buf(),
+                    suffix: body.tail,
+                },
+                // Sending, then the answer.
+                timeout: send_budget + self.request_timeout,
+            },
+            Some(send_budget),
+        )
     }
 
     /// GET the Project Feedback Lookup for `find`; the feedback key found, if any.
@@ -224,30 +188,16 @@ impl Server {
             lookup_key,
             percent_encode(find)
         );
-        let timeout = self.request_timeout * 2;
-        let exchange = match &self.backend {
-            #[cfg(feature = "builtin-http")]
-            Backend::Builtin { agent, .. } => {
-                let result = agent
-                    .get(self.with_key(&url))
-                    .config()
-                    .timeout_global(Some(timeout))
-                    .build()
-                    .header("Accept", "application/json")
-                    .call();
-                self.finish(result)
-            }
-            Backend::App(t) => self.send_app(
-                t,
-                HttpRequest {
-                    method: "GET".into(),
-                    url: self.with_key(&url),
-                    headers: headers(&[]),
-                    body: HttpBody::Empty,
-                    timeout,
-                },
-            ),
-        };
+        let exchange = self.send(
+            HttpRequest {
+                method: "GET".into(),
+                url: self.with_key(&url),
+                headers: headers(&[]),
+                body: HttpBody::Empty,
+                timeout: self.request_timeout * 2,
+            },
+            None,
+        );
         match exchange {
             // Any success: a 204 or an empty body is "not found".
             Exchange::Answer(a) if (200..300).contains(&a.status) => Ok(lookup_key_of(&a.body)),
@@ -262,6 +212,22 @@ impl Server {
             "{}/projects/{}/feedbackTypes/{}/feedback/{}/fileElements/{}",
             self.base_url, self.project, self.feedback_type, feedback_key, element_key
         )
+    }
+
+    /// Sends one request, described once, through whichever backend this
+    /// server has. `request.timeout` bounds the whole exchange. An upload
+    /// also gives `send_budget`, its share for sending the body: ureq bounds
+    /// the sending by it and each wait for the answer by the agent's receive
+    /// timeouts, which make up the rest.
+    #[cfg_attr(not(feature = "builtin-http"), allow(unused_variables))]
+    fn send(&self, request: HttpRequest, send_budget: Option<Duration>) -> Exchange {
+        match &self.backend {
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { agent, resolver } => {
+                self.send_builtin(agent, resolver, request, send_budget)
+            }
+            Backend::App(t) => self.send_app(t, request),
+        }
     }
 
     /// One request through the app's transport. A panic in a Rust
@@ -279,8 +245,51 @@ impl Server {
     }
 
     #[cfg(feature = "builtin-http")]
-    fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Exchange {
-        match result {
+    fn send_builtin(
+        &self,
+        agent: &ureq::Agent,
+        resolver: &CachingResolver,
+        request: HttpRequest,
+        send_budget: Option<Duration>,
+    ) -> Exchange {
+        let HttpRequest {
+            method,
+            url,
+            headers,
+            body,
+            timeout,
+        } = request;
+        let body = match body {
+            HttpBody::Empty => ureq::SendBody::none(),
+            HttpBody::Bytes(bytes) => ureq::SendBody::from_owned_reader(Cursor::new(bytes)),
+            HttpBody::File {
+                prefix,
+                path,
+                suffix,
+            } => match File::open(&path) {
+                Ok(file) => ureq::SendBody::from_owned_reader(
+                    Cursor::new(prefix).chain(file).chain(Cursor::new(suffix)),
+                ),
+                Err(e) => return Exchange::Transport(format!("cannot open the outbox copy: {e}")),
+            },
+        };
+        let mut builder = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(url);
+        for (name, value) in &headers {
+            builder = builder.header(name, value);
+        }
+        let built = match builder.body(body) {
+            Ok(r) => r,
+            Err(e) => return Exchange::NotSent(self.redact(&format!("a bad request: {e}"))),
+        };
+        let config = agent.configure_request(built);
+        let built = match send_budget {
+            Some(budget) => config.timeout_send_body(Some(budget)),
+            None => config.timeout_global(Some(timeout)),
+        }
+        .build();
+        match agent.run(built) {
             Ok(mut response) => {
                 let header = |name: &str| {
                     response
@@ -315,9 +324,7 @@ impl Server {
                 })
             }
             Err(e) => {
-                if let Backend::Builtin { resolver, .. } = &self.backend {
-                    resolver.forget();
-                }
+                resolver.forget();
                 if never_sent(&e) {
                     Exchange::NotSent(self.redact(&e.to_string()))
                 } else {
@@ -471,13 +478,6 @@ impl Multipart {
     pub(crate) fn length(&self, file_size: u64) -> u64 {
         self.head.len() as u64 + file_size + self.tail.len() as u64
     }
-
-    #[cfg(feature = "builtin-http")]
-    pub(crate) fn reader<R: Read + Send + 'static>(self, file: R) -> impl Read + Send + 'static {
-        Cursor::new(self.head)
-            .chain(file)
-            .chain(Cursor::new(self.tail))
-    }
 }
 
 /// A file name inside a quoted header parameter: no quotes, backslashes or
@@ -498,17 +498,9 @@ mod tests {
         let m = Multipart::new("shot \"1\".png", "image/png");
         let boundary = m.boundary.clone();
         let len = m.length(5);
-        // What an app's transport sends: head, file, tail.
+        // What either backend sends: head, file, tail.
         let out = [m.head.as_slice(), b"hello", m.tail.as_slice()].concat();
         assert_eq!(out.len() as u64, len);
-        #[cfg(feature = "builtin-http")]
-        {
-            let mut streamed = Vec::new();
-            m.reader(Cursor::new(b"hello".to_vec()))
-                .read_to_end(&mut streamed)
-                .unwrap();
-            assert_eq!(streamed, out);
-        }
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with(&format!("--{boundary}\r\n")));
         assert!(text.contains("name=\"file\"; filename=\"shot %221%22.png\""));
