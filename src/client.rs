@@ -518,7 +518,7 @@ impl Inner {
                     "field {name:?} carries the report's client id (server.client_id_field) and cannot be set"
                 )));
             }
-            let size = value.to_string().len();
+            let size = crate::json::to_string(value).len();
             if size > p.max_field_bytes as usize {
                 return Err(Internal::Input(format!(
                     "field {name:?} is {size} bytes as JSON, more than the limit of {}",

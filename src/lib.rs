@@ -63,6 +63,7 @@ mod error;
 /// The C ABI (`fieldreport_*` functions); the header is `bindings/c/fieldreport.h`.
 pub mod ffi;
 mod foreign;
+mod json;
 mod outbox;
 pub mod report;
 #[cfg(feature = "builtin-http")]

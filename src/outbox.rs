@@ -806,10 +806,8 @@ impl Outbox {
                     report.payload.insert(field.clone(), v.clone());
                 }
             }
-            let payload =
-                serde_json::Value::Object(std::mem::take(&mut report.payload)).to_string();
-            let context =
-                serde_json::Value::Object(std::mem::take(&mut report.context)).to_string();
+            let payload = crate::json::object_to_string(&report.payload);
+            let context = crate::json::object_to_string(&report.context);
             let att_bytes: u64 = report.attachments.iter().map(|a| a.staged.size).sum();
             let bytes = payload.len() as u64 + att_bytes;
             let (e, d) = make_room(
