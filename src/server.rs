@@ -301,7 +301,13 @@ impl Server {
                 let retry_after = header("Retry-After");
                 let rate_limit_reset = header("X-Rate-Limit-Reset");
                 let status = response.status().as_u16();
-                let mut body = String::new();
+                // Sized from the start: reading into a growing buffer
+                // took several reads through ureq's layers per answer.
+                let expected = header("Content-Length")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .min(MAX_ANSWER_BYTES);
+                let mut body = String::with_capacity(expected as usize);
                 let read = response
                     .body_mut()
                     .as_reader()
