@@ -444,7 +444,7 @@ impl Inner {
     // ---- submit ----
 
     fn validate_text(&self, what: &str, value: &str, max_chars: u32) -> Result<()> {
-        if value.contains('\0') {
+        if str_has_nul(value) {
             return Err(Internal::Input(format!("{what} contains a NUL character")));
         }
         // No more bytes than the limit: no more characters either.
@@ -1599,9 +1599,9 @@ fn is_mime_type(t: &str) -> bool {
 /// A NUL anywhere in a JSON value: in a string, an object key, nested.
 fn has_nul(v: &Value) -> bool {
     match v {
-        Value::String(s) => s.contains('\0'),
+        Value::String(s) => str_has_nul(s),
         Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Object(m) => m.iter().any(|(k, v)| str_has_nul(k) || has_nul(v)),
         _ => false,
     }
 }
@@ -1642,9 +1642,33 @@ fn guess_content_type(name: &str) -> &'static str {
     }
 }
 
+/// True if `s` holds a NUL. Scanned 32 bytes at a time without branches,
+/// which the compiler vectorizes: `str::contains` went a byte at a time
+/// and was a twentieth of a 4 KB submit's instructions.
+fn str_has_nul(s: &str) -> bool {
+    s.as_bytes()
+        .chunks(32)
+        .any(|chunk| chunk.iter().fold(false, |hit, &b| hit | (b == 0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_is_found_at_every_offset() {
+        for len in [0, 1, 31, 32, 33, 64, 100] {
+            let clean = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            assert!(!str_has_nul(&clean), "{len}");
+            for at in 0..=clean.len() {
+                if clean.is_char_boundary(at) {
+                    let mut with = clean.clone();
+                    with.insert(at, '\0');
+                    assert!(str_has_nul(&with), "{len} {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn content_types() {
