@@ -614,9 +614,9 @@ fn curl_upload(file: &Path, url: &str) -> (Duration, u64) {
     (Duration::from_secs_f64(secs), peak)
 }
 
-/// An element URL for curl on the sandbox: one feedback created by hand.
-fn sandbox_element_url(sb: &Sandbox) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// A bare ureq agent, and the sandbox's Create Feedback URL with the key.
+fn bare_agent(sb: &Sandbox) -> (ureq::Agent, String) {
+    let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
@@ -624,6 +624,12 @@ fn sandbox_element_url(sb: &Sandbox) -> String {
         "{}/projects/WidgetPro/feedback/Mobile?apiKey={API_KEY}",
         sb.base_url()
     );
+    (agent, url)
+}
+
+/// An element URL for curl on the sandbox: one feedback created by hand.
+fn sandbox_element_url(sb: &Sandbox) -> String {
+    let (agent, url) = bare_agent(sb);
     let mut resp = agent
         .post(&url)
         .header("Content-Type", "application/json")
@@ -789,14 +795,7 @@ fn drain_fieldreport(n: usize, dir: &Path, durability: Durability) -> f64 {
 fn drain_bare(n: usize) -> f64 {
     let sb = unlimited_sandbox();
     let bodies: Vec<String> = (0..n).map(|i| small_feedback(i).1).collect();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!(
-        "{}/projects/WidgetPro/feedback/Mobile?apiKey={API_KEY}",
-        sb.base_url()
-    );
+    let (agent, url) = bare_agent(&sb);
     let t = Instant::now();
     for body in &bodies {
         let mut resp = agent
@@ -813,44 +812,155 @@ fn drain_bare(n: usize) -> f64 {
     secs
 }
 
+/// Seconds for the least that an outbox with a durable "about to leave"
+/// record must do per report, written bare: read the queued body, then in
+/// one commit record the previous report's server key and mark this one as
+/// leaving, then post it over the same kept-alive connection. The same
+/// pragmas as fieldreport's outbox (WAL, `synchronous` as given), no index,
+/// no eviction, no accounting. This is the floor that any fieldreport drain
+/// at that durability sits above.
+fn drain_bare_outbox(n: usize, dir: &Path, durability: Durability) -> f64 {
+    let sb = unlimited_sandbox();
+    fs::create_dir_all(dir).unwrap();
+    let db = dir.join("bare-outbox.sqlite");
+    let _ = fs::remove_file(&db);
+    let mut conn = Connection::open(&db).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch(
+        "CREATE TABLE q (id INTEGER PRIMARY KEY, body TEXT NOT NULL,
+                         sent_at INTEGER, server_key TEXT)",
+    )
+    .unwrap();
+    {
+        let tx = conn.transaction().unwrap();
+        for i in 0..n {
+            tx.execute(
+                "INSERT INTO q (body) VALUES (?1)",
+                params![small_feedback(i).1],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let sync = match durability {
+        Durability::Full => "FULL",
+        _ => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).unwrap();
+    let (agent, url) = bare_agent(&sb);
+    sync_all();
+    let t = Instant::now();
+    bare_outbox_post_all(&mut conn, &agent, &url, n);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(sb.feedback().len(), n);
+    secs
+}
+
+/// The timed part of [`drain_bare_outbox`] (its own function, for
+/// `--toggle-collect`).
+#[inline(never)]
+fn bare_outbox_post_all(conn: &mut Connection, agent: &ureq::Agent, url: &str, n: usize) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        key: String,
+    }
+    let mut previous: Option<(i64, String)> = None;
+    for id in 1..=n as i64 {
+        let body: String = conn
+            .prepare_cached("SELECT body FROM q WHERE id = ?1")
+            .unwrap()
+            .query_row(params![id], |r| r.get(0))
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        if let Some((prev, key)) = previous.take() {
+            tx.prepare_cached("UPDATE q SET server_key = ?2 WHERE id = ?1")
+                .unwrap()
+                .execute(params![prev, key])
+                .unwrap();
+        }
+        tx.prepare_cached("UPDATE q SET sent_at = 1 WHERE id = ?1")
+            .unwrap()
+            .execute(params![id])
+            .unwrap();
+        tx.commit().unwrap();
+        let mut resp = agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .send(body.as_str())
+            .expect("post");
+        assert_eq!(resp.status().as_u16(), 201);
+        let answer: Answer =
+            serde_json::from_str(&resp.body_mut().read_to_string().expect("answer")).unwrap();
+        previous = Some((id, answer.key));
+    }
+    if let Some((prev, key)) = previous {
+        conn.execute(
+            "UPDATE q SET server_key = ?2 WHERE id = ?1",
+            params![prev, key],
+        )
+        .unwrap();
+    }
+}
+
 fn bench_drain(plan: &Plan, work: &Path) -> Vec<Row> {
     let n = plan.drain_n;
-    let (mut full, mut normal, mut bare) = (Vec::new(), Vec::new(), Vec::new());
-    // Warm-up of both clients' code paths.
+    // Seconds per run: fieldreport Full, Normal; the bare ureq loop; the
+    // bare outbox loop at Full, Normal. Interleaved, rotating the order.
+    let mut secs: [Vec<f64>; 5] = Default::default();
+    // Warm-up of every code path.
     drain_fieldreport(20, &work.join("drain-warm"), Durability::Full);
     drain_bare(20);
+    drain_bare_outbox(20, &work.join("drain-warm-bare"), Durability::Full);
     for rep in 0..plan.drain_reps {
-        for k in 0..3 {
-            match (k + rep) % 3 {
-                0 => full.push(drain_fieldreport(
-                    n,
-                    &work.join(format!("drain-full-{rep}")),
-                    Durability::Full,
-                )),
-                1 => normal.push(drain_fieldreport(
-                    n,
-                    &work.join(format!("drain-normal-{rep}")),
-                    Durability::Normal,
-                )),
-                _ => bare.push(drain_bare(n)),
-            }
+        for k in 0..5 {
+            let which = (k + rep) % 5;
+            let dir = work.join(format!("drain-{which}-{rep}"));
+            secs[which].push(match which {
+                0 => drain_fieldreport(n, &dir, Durability::Full),
+                1 => drain_fieldreport(n, &dir, Durability::Normal),
+                2 => drain_bare(n),
+                3 => drain_bare_outbox(n, &dir, Durability::Full),
+                _ => drain_bare_outbox(n, &dir, Durability::Normal),
+            });
         }
     }
-    let rate = |v: &[f64]| n as f64 / median_of(v);
-    let base = format!("{:.0} reports/s bare ureq loop", rate(&bare));
+    let rate = |i: usize| n as f64 / median_of(&secs[i]);
+    let (full, normal, bare, floor_full, floor_normal) =
+        (rate(0), rate(1), rate(2), rate(3), rate(4));
+    let per_s = |r: f64| format!("{r:.0} reports/s");
+    let base = format!("{bare:.0} reports/s bare ureq loop");
     vec![
         Row::speed(
             format!("drain {n} small queued reports to the sandbox (Durability::Full, default)"),
-            format!("{:.0} reports/s", rate(&full)),
+            per_s(full),
             base.clone(),
-            rate(&full) / rate(&bare),
+            full / bare,
             Some(0.8),
         ),
         Row::speed(
             format!("drain {n} small queued reports (Durability::Normal, for comparison)"),
-            format!("{:.0} reports/s", rate(&normal)),
+            per_s(normal),
             base,
-            rate(&normal) / rate(&bare),
+            normal / bare,
+            None,
+        ),
+        Row::speed(
+            "drain, Full, against its floor: a bare outbox loop, one synced commit per report"
+                .into(),
+            per_s(full),
+            format!("{floor_full:.0} reports/s bare outbox loop (Full)"),
+            full / floor_full,
+            None,
+        ),
+        Row::speed(
+            "drain, Normal, against its floor: a bare outbox loop, one commit per report".into(),
+            per_s(normal),
+            format!("{floor_normal:.0} reports/s bare outbox loop (Normal)"),
+            normal / floor_normal,
             None,
         ),
     ]
@@ -1116,7 +1226,8 @@ fn child(role: &str) {
 /// ```
 ///
 /// `profile-submit [n] [already queued]`, `profile-large [MiB] [reps]`, `profile-upload [MiB]
-/// [reps]`, `profile-drain [n] [full|normal]`, `profile-bare-drain [n]`, `profile-open [n]`.
+/// [reps]`, `profile-drain [n] [full|normal]`, `profile-bare-drain [n]`,
+/// `profile-bare-outbox [n] [full|normal]`, `profile-open [n]`.
 fn profile(role: &str, args: &[String]) {
     let arg = |i: usize, default: usize| -> usize {
         args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
@@ -1185,13 +1296,17 @@ fn profile(role: &str, args: &[String]) {
                 }
             }
         }
-        "profile-drain" => {
+        "profile-drain" | "profile-bare-outbox" => {
             let n = arg(0, 1000);
             let durability = match args.get(1).map(String::as_str) {
                 Some("normal") => Durability::Normal,
                 _ => Durability::Full,
             };
-            let secs = drain_fieldreport(n, &dir.join("outbox"), durability);
+            let secs = if role == "profile-drain" {
+                drain_fieldreport(n, &dir.join("outbox"), durability)
+            } else {
+                drain_bare_outbox(n, &dir.join("bare"), durability)
+            };
             eprintln!("{n} reports in {secs:.3} s: {:.0}/s", n as f64 / secs);
         }
         "profile-bare-drain" => {
