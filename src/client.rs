@@ -1227,14 +1227,14 @@ impl Inner {
                         }
                         // Sent again: a duplicate if the server still
                         // creates the first one, later than that.
-                        self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
+                        self.ddb(|o| o.note_resent_in_doubt(id))?;
                     }
                     Err(exchange) => {
                         return self.judge_failure(row, &exchange, receipt, true);
                     }
                 }
             } else {
-                self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
+                self.ddb(|o| o.note_resent_in_doubt(id))?;
             }
         }
         if chain.premarked_at.is_none() {
@@ -1315,7 +1315,7 @@ impl Inner {
                 if is_lookup {
                     // A broken lookup must not kill the report: fall back
                     // to sending it again, counted as a possible duplicate.
-                    self.ddb(|o| o.bump_meta("ambiguous_resends"))?;
+                    self.ddb(|o| o.note_resent_in_doubt(id))?;
                     self.ddb(|o| o.set_create_sent_cleared(id))?;
                     let retry = DeliveryError {
                         message: format!(
@@ -1479,7 +1479,7 @@ impl Inner {
     }
 
     fn kill(&self, id: ReportId, error: DeliveryError, receipt: &mut Receipt) -> Result<()> {
-        self.ddb(|o| o.mark_dead(id, &error))?;
+        let error = self.ddb(|o| o.mark_dead(id, &error))?;
         receipt.state = ReportState::Dead;
         receipt.error = Some(error.clone());
         self.emit(Event::Dead { id, error });

@@ -1148,9 +1148,27 @@ impl Outbox {
         Ok(dead)
     }
 
-    pub(crate) fn mark_dead(&self, id: ReportId, error: &DeliveryError) -> Result<()> {
+    /// Makes a report dead; returns its reason as stored (see [`mark_dead_tx`]).
+    pub(crate) fn mark_dead(&self, id: ReportId, error: &DeliveryError) -> Result<DeliveryError> {
         let tx = Tx::write(&self.conn)?;
-        mark_dead_tx(&tx, id, error)?;
+        let stored = mark_dead_tx(&tx, id, error)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    /// Counts a create sent again while an earlier one is in doubt (its
+    /// answer lost), outbox-wide and on the report, in one commit.
+    pub(crate) fn note_resent_in_doubt(&self, id: ReportId) -> Result<()> {
+        let tx = Tx::write(&self.conn)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('ambiguous_resends', '1')
+             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE reports SET resent_in_doubt = 1 WHERE id = ?1",
+            params![id],
+        )?;
         tx.commit()
     }
 
@@ -1328,15 +1346,6 @@ impl Outbox {
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             )?
             .execute(params![key, value])?;
-        Ok(())
-    }
-
-    pub(crate) fn bump_meta(&self, key: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, '1')
-             ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            params![key],
-        )?;
         Ok(())
     }
 
@@ -1535,14 +1544,35 @@ fn finish_tx(tx: &Connection, files: &Path, id: ReportId) -> Result<Option<Vec<P
 }
 
 /// Makes a report being delivered dead with its reason (not one that was
-/// evicted or purged meanwhile).
-fn mark_dead_tx(tx: &Connection, id: ReportId, error: &DeliveryError) -> Result<()> {
+/// evicted or purged meanwhile), and returns the reason as stored. When a
+/// create of the report went out and its answer was lost (the last one,
+/// still in doubt, or an earlier one before it was sent again) and no key
+/// was stored, the reason says that the server may have it after all.
+fn mark_dead_tx(tx: &Connection, id: ReportId, error: &DeliveryError) -> Result<DeliveryError> {
+    let in_doubt: bool = tx
+        .query_row(
+            "SELECT (resent_in_doubt = 1 OR create_sent_at IS NOT NULL) AND server_key IS NULL
+             FROM reports WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let mut stored = error.clone();
+    // A 2xx answer (unreadable) says itself that the server accepted it.
+    if in_doubt && !error.status.is_some_and(|s| (200..300).contains(&s)) {
+        stored.message.push_str(
+            "; a create of this report was sent and its answer lost, \
+             so the server may have the feedback from that attempt",
+        );
+    }
     tx.execute(
         "UPDATE reports SET state = 'dead', last_error = ?2, finished_at = ?3
          WHERE id = ?1 AND state IN ('queued','created')",
-        params![id, error_json(error), now_ms()],
+        params![id, error_json(&stored), now_ms()],
     )?;
-    set_meta_tx(tx, "last_error", &error_json(error))
+    set_meta_tx(tx, "last_error", &error_json(&stored))?;
+    Ok(stored)
 }
 
 /// Marks the create of `next` as about to be sent, if it is queued and not

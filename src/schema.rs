@@ -141,8 +141,16 @@ BEGIN
 END;
 ";
 
+/// Version 6: whether a report was sent again after a create whose answer
+/// was lost (so the server may hold a copy from that earlier attempt),
+/// which its dead reason must then say. Existing rows start at 0: before
+/// this version only the outbox-wide counter kept that.
+const V6: &str = "
+ALTER TABLE reports ADD COLUMN resent_in_doubt INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Every migration, in order; the schema version is its length.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Brings the database up to `migrations.len()`, in one IMMEDIATE
 /// transaction so that two processes opening at once do not both migrate.

@@ -345,6 +345,82 @@ fn a_lost_create_answer_without_lookup_is_resent_and_counted() {
     assert_eq!(client.stats().unwrap().ambiguous_resends, 1);
 }
 
+/// A report that dies after one of its creates may have reached the
+/// server says so: its reason is not only the last refusal.
+#[test]
+fn a_report_refused_after_a_lost_create_answer_says_the_server_may_have_it() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let id = client
+        .submit(feedback("refused after a lost answer"))
+        .unwrap();
+    // The create acts and its answer is lost; the one sent again is
+    // answered 500 (that attempt is not in doubt), the next is refused.
+    sb.inject(Fault::ActThenDrop);
+    sb.inject(Fault::status(500));
+    sb.inject(Fault::status(422));
+    let r = drain(&client, 10);
+    assert_eq!(r.pending, 0, "{r:?}");
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Dead);
+    let e = s.last_error.unwrap();
+    assert_eq!(e.status, Some(422));
+    assert!(
+        e.message.contains("the server may have the feedback"),
+        "{}",
+        e.message
+    );
+    let dead: Vec<String> = rec
+        .events()
+        .into_iter()
+        .filter_map(|ev| match ev {
+            Event::Dead { id: d, error } if d == id => Some(error.message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        dead,
+        vec![e.message.clone()],
+        "the listener hears the same reason"
+    );
+    assert_eq!(sb.feedback().len(), 1, "the first attempt's copy");
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 1);
+
+    // Refused at once: nothing of the kind is said.
+    let plain = client.submit(feedback("refused at once")).unwrap();
+    sb.inject(Fault::status(422));
+    client.flush(Duration::from_secs(10)).unwrap();
+    let e = client.report(plain).unwrap().last_error.unwrap();
+    assert_eq!(client.report(plain).unwrap().state, ReportState::Dead);
+    assert!(!e.message.contains("may have"), "{}", e.message);
+}
+
+/// The same when the attempt that used up the last one allowed is the
+/// create whose answer was lost.
+#[test]
+fn a_report_given_up_on_a_lost_create_answer_says_the_server_may_have_it() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let mut cfg = config(dir.path(), &sb);
+    cfg.policy.max_attempts = 1;
+    let client = Client::open(cfg).unwrap();
+    let id = client.submit(feedback("given up")).unwrap();
+    sb.inject(Fault::ActThenDrop);
+    client.flush(Duration::from_secs(10)).unwrap();
+    let s = client.report(id).unwrap();
+    assert_eq!(s.state, ReportState::Dead);
+    let message = s.last_error.unwrap().message;
+    assert!(message.starts_with("gave up after 1 attempts"), "{message}");
+    assert!(
+        message.contains("the server may have the feedback"),
+        "{message}"
+    );
+    assert_eq!(sb.feedback().len(), 1);
+}
+
 #[test]
 fn a_lost_create_answer_with_lookup_is_not_resent() {
     let sb = sandbox();

@@ -741,6 +741,14 @@ fn storm(spec: Storm) {
                 *dead_by_reason.entry(class).or_default() += 1;
                 if !on_server.is_empty() {
                     dead_on_server += 1;
+                    // Dead, yet the server has it: the reason must say it may.
+                    if !message.contains("the server may have the feedback")
+                        && !message.contains("the server accepted the feedback")
+                    {
+                        problems.push(format!(
+                            "report {id} is dead and on the server, and its reason does not say so: {message}"
+                        ));
+                    }
                 }
             }
             other => problems.push(format!("report {id} ended {other:?}")),

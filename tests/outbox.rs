@@ -510,7 +510,7 @@ fn a_frozen_version_1_outbox_is_upgraded_and_delivered() {
         let client = open(dir.path(), &sb);
         assert_eq!(
             common::user_version(&dir.path().join("outbox.sqlite")),
-            5,
+            common::current_schema_version(),
             "upgraded to the current version"
         );
         let indexes: Vec<String> = rusqlite::Connection::open(dir.path().join("outbox.sqlite"))

@@ -106,6 +106,17 @@ pub fn user_version(db: &std::path::Path) -> i64 {
         .expect("user_version")
 }
 
+/// The schema version that this build writes: that of a fresh outbox.
+pub fn current_schema_version() -> i64 {
+    let dir = tempdir();
+    let cfg = Config::new(
+        dir.path(),
+        ServerConfig::with_base_url("http://127.0.0.1:9/api/v1", "P", "T", "k"),
+    );
+    drop(Client::open(cfg).expect("a fresh outbox opens"));
+    user_version(&dir.path().join("outbox.sqlite"))
+}
+
 /// Everything observable about an outbox: its report rows and the names of
 /// its attachment copies. Equal before and after a refused call.
 ///
