@@ -1110,9 +1110,9 @@ impl Inner {
                 break;
             }
             self.pace(window)?;
-            let exchange = self
-                .server()
-                .upload(&url, &att.path, &att.file_name, &att.content_type);
+            let exchange =
+                self.server()
+                    .upload(&url, &att.path, att.size, &att.file_name, &att.content_type);
             match delivery::judge(&exchange, SystemTime::now()) {
                 Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {
@@ -1643,8 +1643,8 @@ fn guess_content_type(name: &str) -> &'static str {
 }
 
 /// True if `s` holds a NUL. Scanned 32 bytes at a time without branches,
-/// which the compiler vectorizes: `str::contains` went a byte at a time
-/// and was a twentieth of a 4 KB submit's instructions.
+/// which the compiler vectorizes: 3.2 k instructions for a 4 KB description
+/// against 4.3 k for `str::contains` (core's word-at-a-time memchr).
 fn str_has_nul(s: &str) -> bool {
     s.as_bytes()
         .chunks(32)

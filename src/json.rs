@@ -30,7 +30,7 @@ fn write_value(out: &mut String, v: &Value) {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        // Display of a Number is its JSON form (itoa, ryu).
+        // Display of a Number is its JSON form: serde_json's own formatter.
         Value::Number(n) => {
             let _ = write!(out, "{n}");
         }

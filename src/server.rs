@@ -37,6 +37,62 @@ enum Backend {
 
 const USER_AGENT: &str = concat!("fieldreport/", env!("CARGO_PKG_VERSION"));
 
+/// What an upload adds to its request, for the builtin backend (a build
+/// without it only passes it along).
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "builtin-http"), allow(dead_code))]
+struct Upload {
+    /// The time allowed for sending the body.
+    send_budget: Duration,
+    /// The size of the file that the request's `Content-Length` counts.
+    file_len: u64,
+}
+
+/// An outbox copy read to exactly its announced length: a copy whose size
+/// differs is refused before anything is sent, and one that shrinks while
+/// it is read fails the request (ureq would otherwise wait on a body that
+/// never comes until the send budget runs out).
+#[cfg(feature = "builtin-http")]
+struct ExactFile {
+    file: File,
+    left: u64,
+}
+
+#[cfg(feature = "builtin-http")]
+impl ExactFile {
+    fn open(path: &Path, expected: Option<u64>) -> std::io::Result<ExactFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if let Some(expected) = expected.filter(|&e| e != len) {
+            return Err(std::io::Error::other(format!(
+                "it is {len} bytes, not the {expected} recorded"
+            )));
+        }
+        Ok(ExactFile { file, left: len })
+    }
+}
+
+#[cfg(feature = "builtin-http")]
+impl Read for ExactFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the outbox copy ended {} bytes early", self.left),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 pub(crate) struct Server {
     backend: Backend,
     base_url: String,
@@ -82,7 +138,6 @@ impl Server {
                     .timeout_connect(Some(policy.connect_timeout))
                     .timeout_recv_response(Some(policy.request_timeout))
                     .timeout_recv_body(Some(policy.request_timeout))
-                    .user_agent(USER_AGENT)
                     .build();
                 let resolver = CachingResolver::default();
                 let agent = ureq::Agent::with_parts(
@@ -141,18 +196,16 @@ impl Server {
     }
 
     /// POST one file as `multipart/form-data` field `file` to an element URL
-    /// returned by the server, streaming it from disk.
+    /// returned by the server, streaming it from disk. `size` is the copy's
+    /// recorded size, which the request announces.
     pub(crate) fn upload(
         &self,
         element_url: &str,
         path: &Path,
+        size: u64,
         file_name: &str,
         content_type: &str,
     ) -> Exchange {
-        let size = match std::fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) => return Exchange::Transport(format!("cannot stat the outbox copy: {e}")),
-        };
         let body = Multipart::new(file_name, content_type);
         let length = body.length(size);
         let send_budget = self.request_timeout + Duration::from_secs(size / self.min_upload_rate);
@@ -175,7 +228,10 @@ impl Server {
                 // Sending, then the answer.
                 timeout: send_budget + self.request_timeout,
             },
-            Some(send_budget),
+            Some(Upload {
+                send_budget,
+                file_len: size,
+            }),
         )
     }
 
@@ -215,16 +271,17 @@ impl Server {
     }
 
     /// Sends one request, described once, through whichever backend this
-    /// server has. `request.timeout` bounds the whole exchange. An upload
-    /// also gives `send_budget`, its share for sending the body: ureq bounds
-    /// the sending by it and each wait for the answer by the agent's receive
-    /// timeouts, which make up the rest.
+    /// server has. A transport gets `request.timeout` for the whole
+    /// exchange, and so does ureq for a create or a lookup. For an upload
+    /// ureq takes its two parts separately (the agent's receive timeouts
+    /// bound each wait for the answer): `upload.send_budget` bounds sending
+    /// the body.
     #[cfg_attr(not(feature = "builtin-http"), allow(unused_variables))]
-    fn send(&self, request: HttpRequest, send_budget: Option<Duration>) -> Exchange {
+    fn send(&self, request: HttpRequest, upload: Option<Upload>) -> Exchange {
         match &self.backend {
             #[cfg(feature = "builtin-http")]
             Backend::Builtin { agent, resolver } => {
-                self.send_builtin(agent, resolver, request, send_budget)
+                self.send_builtin(agent, resolver, request, upload)
             }
             Backend::App(t) => self.send_app(t, request),
         }
@@ -250,7 +307,7 @@ impl Server {
         agent: &ureq::Agent,
         resolver: &CachingResolver,
         request: HttpRequest,
-        send_budget: Option<Duration>,
+        upload: Option<Upload>,
     ) -> Exchange {
         let HttpRequest {
             method,
@@ -266,11 +323,12 @@ impl Server {
                 prefix,
                 path,
                 suffix,
-            } => match File::open(&path) {
+            } => match ExactFile::open(&path, upload.map(|u| u.file_len)) {
                 Ok(file) => ureq::SendBody::from_owned_reader(
                     Cursor::new(prefix).chain(file).chain(Cursor::new(suffix)),
                 ),
-                Err(e) => return Exchange::Transport(format!("cannot open the outbox copy: {e}")),
+                // Nothing has left yet.
+                Err(e) => return Exchange::NotSent(format!("the outbox copy: {e}")),
             },
         };
         let mut builder = ureq::http::Request::builder()
@@ -284,8 +342,8 @@ impl Server {
             Err(e) => return Exchange::NotSent(self.redact(&format!("a bad request: {e}"))),
         };
         let config = agent.configure_request(built);
-        let built = match send_budget {
-            Some(budget) => config.timeout_send_body(Some(budget)),
+        let built = match upload {
+            Some(u) => config.timeout_send_body(Some(u.send_budget)),
             None => config.timeout_global(Some(timeout)),
         }
         .build();
@@ -567,6 +625,36 @@ mod tests {
             matches!(&failed, Exchange::Transport(m) if m.contains("<redacted>")),
             "{failed:?}"
         );
+    }
+
+    #[cfg(feature = "builtin-http")]
+    #[test]
+    fn an_outbox_copy_is_read_to_exactly_its_recorded_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("copy");
+        std::fs::write(&path, vec![7u8; 100_000]).unwrap();
+        let mut all = Vec::new();
+        ExactFile::open(&path, Some(100_000))
+            .unwrap()
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all, vec![7u8; 100_000]);
+        // A copy that changed size is refused before anything is read.
+        let e = ExactFile::open(&path, Some(99_999)).err().unwrap();
+        assert!(e.to_string().contains("not the 99999 recorded"), "{e}");
+        // One that shrinks while it is read fails instead of stalling.
+        let mut exact = ExactFile::open(&path, Some(100_000)).unwrap();
+        let mut buf = vec![0u8; 1000];
+        exact.read_exact(&mut buf).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(5000)
+            .unwrap();
+        let e = exact.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains("95000 bytes early"), "{e}");
     }
 
     #[test]
