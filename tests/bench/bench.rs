@@ -808,15 +808,20 @@ fn drain_bare(n: usize) -> f64 {
 #[inline(never)]
 fn bare_post_all(agent: &ureq::Agent, url: &str, bodies: &[String]) {
     for body in bodies {
-        let mut resp = agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .send(body.as_str())
-            .expect("post");
-        assert_eq!(resp.status().as_u16(), 201);
-        resp.body_mut().read_to_string().expect("answer");
+        bare_post(agent, url, body);
     }
+}
+
+/// One bare create: the JSON posted, a 201 required, its answer read.
+fn bare_post(agent: &ureq::Agent, url: &str, body: &str) -> String {
+    let mut resp = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .send(body)
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 201);
+    resp.body_mut().read_to_string().expect("answer")
 }
 
 /// Seconds for the least that an outbox with a durable "about to leave"
@@ -893,15 +898,7 @@ fn bare_outbox_post_all(conn: &mut Connection, agent: &ureq::Agent, url: &str, n
             .execute(params![id])
             .unwrap();
         tx.commit().unwrap();
-        let mut resp = agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json")
-            .send(body.as_str())
-            .expect("post");
-        assert_eq!(resp.status().as_u16(), 201);
-        let answer: Answer =
-            serde_json::from_str(&resp.body_mut().read_to_string().expect("answer")).unwrap();
+        let answer: Answer = serde_json::from_str(&bare_post(agent, url, &body)).unwrap();
         previous = Some((id, answer.key));
     }
     if let Some((prev, key)) = previous {
