@@ -59,6 +59,7 @@ mod client;
 pub mod config;
 mod context;
 mod delivery;
+mod destinations;
 mod error;
 /// The C ABI (`fieldreport_*` functions); the header is `bindings/c/fieldreport.h`.
 pub mod ffi;
@@ -68,6 +69,9 @@ mod outbox;
 pub mod report;
 #[cfg(feature = "builtin-http")]
 mod resolver;
+/// Local stand-ins for the destination servers (feature `sandbox`): for
+/// tests and offline work, never part of the shipped library.
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod schema;
 mod sender;

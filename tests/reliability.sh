@@ -42,8 +42,8 @@ status=0
 # --no-fail-fast: one failing suite must not hide the others' figures; and
 # each command's status counts (a group's status would be its last one's).
 {
-  cargo test --no-fail-fast --test faults --test kill --test disk --test hostile --test input_props -- --nocapture || status=$?
-  cargo test --lib proptests || status=$?
+  cargo test --features sandbox --no-fail-fast --test faults --test kill --test disk --test hostile --test input_props -- --nocapture || status=$?
+  cargo test --features sandbox --lib proptests || status=$?
 } > "$log" 2>&1
 secs=$(( $(date +%s) - start ))
 grep -E '^test result|FAILED|panicked|skipped:|seed ' "$log" || true

@@ -13,10 +13,10 @@ echo "== Rust: unit, integration, CLI and reliability tests"
 cargo test --features cli
 
 echo "== Rust with the builtin HTTP client but no TLS stack (feature rustls off: plain HTTP only)"
-cargo test --no-default-features --features builtin-http --lib --test delivery
+cargo test --no-default-features --features builtin-http,sandbox --lib --test delivery
 
 echo "== Rust without an HTTP stack of its own (the mobile build: the app's transport only)"
-cargo test --no-default-features --lib --test transport
+cargo test --no-default-features --features sandbox --lib --test transport
 
 echo "== Generated bindings match uniffi.udl"
 # The drift test reads the cdylib beside the bindgen; `cargo test` alone

@@ -21,4 +21,4 @@ command -v curl >/dev/null || {
   exit 1
 }
 bash tests/bench/size.sh
-cargo bench --bench fieldreport -- "${args[@]}"
+cargo bench --features sandbox --bench fieldreport -- "${args[@]}"

@@ -1,0 +1,4 @@
+//! Centercode's External Feedback API (`reference/centercode-api.txt`).
+
+#[cfg(feature = "sandbox")]
+pub(crate) mod sandbox;
