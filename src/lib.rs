@@ -55,28 +55,33 @@
 
 #![warn(missing_docs)]
 
+// The parts, dependencies pointing inward: `model` and `outbox` know no
+// server; `delivery` is the one engine; `destinations` holds each server's
+// translator; `http` sends; `ffi` and `foreign` are thin layers over
+// `client`.
 mod client;
 pub mod config;
-mod context;
 mod delivery;
 mod destinations;
 mod error;
 /// The C ABI (`fieldreport_*` functions); the header is `bindings/c/fieldreport.h`.
 pub mod ffi;
 mod foreign;
-mod json;
+mod http;
+mod model;
 mod outbox;
-pub mod report;
-#[cfg(feature = "builtin-http")]
-mod resolver;
 /// Local stand-ins for the destination servers (feature `sandbox`): for
 /// tests and offline work, never part of the shipped library.
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
-mod schema;
-mod sender;
-mod server;
-pub mod transport;
+
+pub use http::transport;
+pub use model::report;
+// Short paths for the crate's own use.
+#[cfg(feature = "builtin-http")]
+use http::resolver;
+use http::server;
+use model::{context, json};
 
 pub use client::Client;
 pub use config::{ApiKey, AppInfo, Config, Durability, Policy, ServerConfig};

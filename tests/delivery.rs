@@ -1106,3 +1106,73 @@ fn a_create_held_up_after_its_mark_is_marked_again_when_it_leaves() {
         "marked at {sent_at}, before the listener let it go at {woke}"
     );
 }
+
+/// The API key goes to the configured server's origin only: a file element
+/// URL that the server hands back on another host, scheme or port gets no
+/// request at all, and its attachment is rejected with the reason, while
+/// one on the same origin is uploaded as usual.
+#[test]
+fn an_element_url_on_another_origin_gets_no_request_and_no_key() {
+    let sb = sandbox();
+    let elsewhere = sandbox();
+    let dir = tempdir();
+    let client = open(dir.path(), &sb);
+    let rec = Recorder::new();
+    client.set_listener(Some(rec.clone()));
+    let id = client
+        .submit(
+            feedback("elements elsewhere")
+                .attach(Attachment::from_bytes("Screenshot", "a.png", b"a".to_vec()))
+                .attach(Attachment::from_bytes("Log", "b.log", b"b".to_vec())),
+        )
+        .unwrap();
+    let same = format!(
+        "{}/projects/WidgetPro/feedbackTypes/Mobile/feedback/BUG-0042/fileElements/Log",
+        sb.base_url()
+    );
+    let other = format!(
+        "{}/projects/WidgetPro/feedbackTypes/Mobile/feedback/BUG-0042/fileElements/Screenshot",
+        elsewhere.base_url()
+    );
+    sb.inject(Fault::Body {
+        status: 201,
+        body: json!({
+            "id": "0c1d", "key": "BUG-0042", "url": "https://example.invalid/BUG-0042",
+            "fileElements": [
+                {"key": "Screenshot", "title": "Screenshot", "url": other, "acceptsMultipleAttachments": true},
+                {"key": "Log", "title": "Log", "url": same, "acceptsMultipleAttachments": true}
+            ]
+        })
+        .to_string(),
+    });
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.receipts[0].state, ReportState::Delivered);
+    let rejected = &r.receipts[0].rejected_attachments;
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected[0].starts_with("a.png: ") && rejected[0].contains("refused"),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[0].contains(&format!("http://127.0.0.1:{}", elsewhere.port())),
+        "the reason names the other origin: {rejected:?}"
+    );
+    assert!(elsewhere.requests().is_empty(), "no request went elsewhere");
+    // The same-origin element was tried, with the key, as usual (the
+    // faulted create made no feedback there, so the sandbox says 404).
+    assert!(rejected[1].starts_with("b.log: ") && rejected[1].contains("(404)"));
+    assert!(sb
+        .requests()
+        .iter()
+        .any(|q| q.path.ends_with("/BUG-0042/fileElements/Log") && q.status == 404));
+    let status = client.report(id).unwrap();
+    let states: Vec<AttachmentState> = status.attachments.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [AttachmentState::Rejected, AttachmentState::Rejected]
+    );
+    assert!(rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::AttachmentRejected { file_name, .. } if file_name == "a.png")));
+}

@@ -6,6 +6,8 @@
 //! files, exclusively while orphans are swept), `flush.lock` (one flush at a
 //! time across processes).
 
+pub(crate) mod schema;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +23,6 @@ use crate::report::{
     AttachmentState, AttachmentStatus, DeliveryError, ReportFilter, ReportId, ReportKind,
     ReportState, ReportStatus, Stats,
 };
-use crate::schema;
 
 const DB_NAME: &str = "outbox.sqlite";
 const FILES_DIR: &str = "files";

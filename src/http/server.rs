@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::config::{ApiKey, Policy};
 use crate::delivery::{Answer, Exchange};
 use crate::error::Internal;
+use crate::http::origin::Origin;
 #[cfg(feature = "builtin-http")]
 use crate::resolver::CachingResolver;
 use crate::transport::{HttpBody, HttpRequest, HttpResponse, Transport, TransportError};
@@ -96,6 +97,8 @@ impl Read for ExactFile {
 pub(crate) struct Server {
     backend: Backend,
     base_url: String,
+    /// The configured server's origin: the only one the key is sent to.
+    origin: Origin,
     project: String,
     feedback_type: String,
     api_key: ApiKey,
@@ -150,8 +153,11 @@ impl Server {
             #[cfg(not(feature = "builtin-http"))]
             None => return Err(Internal::Config(crate::config::NO_HTTP_STACK.into())),
         };
+        let origin = Origin::of(&base_url)
+            .ok_or_else(|| Internal::Config("base_url is not an absolute http(s) URL".into()))?;
         Ok(Server {
             backend,
+            origin,
             base_url,
             project,
             feedback_type,
@@ -167,6 +173,11 @@ impl Server {
 
     pub(crate) fn api_key(&self) -> &ApiKey {
         &self.api_key
+    }
+
+    /// The configured server's origin.
+    pub(crate) fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     fn with_key(&self, url: &str) -> String {
@@ -206,6 +217,13 @@ impl Server {
         file_name: &str,
         content_type: &str,
     ) -> Exchange {
+        // The engine routes only same-origin element URLs here; this is
+        // the last guard before the key would leave with the request.
+        if Origin::of(element_url).as_ref() != Some(&self.origin) {
+            return Exchange::NotSent(
+                "refused: the element URL is not on the configured server's origin".into(),
+            );
+        }
         let body = Multipart::new(file_name, content_type);
         let length = body.length(size);
         let send_budget = self.request_timeout + Duration::from_secs(size / self.min_upload_rate);

@@ -2,6 +2,14 @@
 //! again, which attachment goes to which file element. The flush loop in
 //! `client.rs` does the I/O and asks these functions what to do.
 
+pub(crate) mod engine;
+// Centercode's create answer and routing, read by the engine and the tests
+// below until the engine asks the destination through its translator.
+#[cfg(test)]
+use crate::destinations::centercode::route_attachments;
+pub(crate) use crate::destinations::centercode::{parse_created, Created, FileElement};
+pub(crate) mod sender;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -343,70 +351,6 @@ pub(crate) fn random_unit() -> f64 {
             .unwrap_or(0),
     );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// A file element offered by the server for a created feedback.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub(crate) struct FileElement {
-    pub key: String,
-    #[serde(default)]
-    pub title: Option<String>,
-    pub url: String,
-    #[serde(rename = "acceptsMultipleAttachments", default)]
-    pub accepts_multiple: bool,
-}
-
-/// The parts of a 201 Create Feedback answer that delivery needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Created {
-    pub id: String,
-    pub key: String,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(rename = "fileElements", default)]
-    pub file_elements: Vec<FileElement>,
-}
-
-/// Reads a 201 body; `None` when it lacks the id or key.
-pub(crate) fn parse_created(body: &str) -> Option<Created> {
-    let created: Created = serde_json::from_str(body).ok()?;
-    if created.key.trim().is_empty() || created.id.trim().is_empty() {
-        return None;
-    }
-    Some(created)
-}
-
-/// For each attachment (by element key, in order), the element URL to post
-/// to, or the reason it is rejected: the server offers no such element, or
-/// the element takes a single file and an earlier attachment has it.
-pub(crate) fn route_attachments(
-    element_keys: &[&str],
-    elements: &[FileElement],
-) -> Vec<Result<String, String>> {
-    let mut taken: Vec<&str> = Vec::new();
-    element_keys
-        .iter()
-        .map(|key| {
-            let Some(el) = elements.iter().find(|e| e.key == *key) else {
-                let offered: Vec<&str> = elements.iter().map(|e| e.key.as_str()).collect();
-                return Err(if offered.is_empty() {
-                    format!("the server offers no file elements for this feedback, so {key:?} cannot be uploaded")
-                } else {
-                    format!(
-                        "the server offers no file element {key:?} (offered: {})",
-                        offered.join(", ")
-                    )
-                });
-            };
-            if !el.accepts_multiple && taken.contains(key) {
-                return Err(format!(
-                    "file element {key:?} accepts a single attachment and an earlier one has it"
-                ));
-            }
-            taken.push(key);
-            Ok(el.url.clone())
-        })
-        .collect()
 }
 
 /// Added to the one-second window: requests leave here at the limit's pace

@@ -6,7 +6,26 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::client::Inner;
+use crate::config::Policy;
+use crate::error::Result;
+use crate::report::FlushResult;
+
+/// What the sender drives, seen through the few calls it makes (the
+/// client implements it; the sender knows nothing else of the client).
+pub(crate) trait Deliver: Send + Sync + 'static {
+    /// Where submits, a returning network and `stop` wake the sender.
+    fn wake(&self) -> &Wake;
+    /// The client is closing: the sender ends.
+    fn is_closed(&self) -> bool;
+    /// The app's word on connectivity.
+    fn is_online(&self) -> bool;
+    /// Every limit, among them the sender's interval and budget.
+    fn policy(&self) -> &Policy;
+    /// One flush, as `Client::flush`.
+    fn flush(&self, budget: Duration) -> Result<FlushResult>;
+    /// When a retry is next due, if any is known.
+    fn next_due(&self) -> Option<SystemTime>;
+}
 
 #[derive(Default)]
 struct WakeState {
@@ -63,14 +82,14 @@ impl Wake {
 
 pub(crate) struct Sender {
     handle: Option<JoinHandle<()>>,
-    inner: Arc<Inner>,
+    inner: Arc<dyn Deliver>,
 }
 
 impl Sender {
-    pub(crate) fn start(inner: Arc<Inner>) -> std::io::Result<Sender> {
-        inner.wake.clear_stop();
+    pub(crate) fn start(inner: Arc<dyn Deliver>) -> std::io::Result<Sender> {
+        inner.wake().clear_stop();
         // Queued reports from an earlier run go out without waiting.
-        inner.wake.notify();
+        inner.wake().notify();
         let worker = Arc::clone(&inner);
         let handle = thread::Builder::new()
             .name("fieldreport-sender".into())
@@ -82,7 +101,7 @@ impl Sender {
     }
 
     pub(crate) fn stop(mut self) {
-        self.inner.wake.request_stop();
+        self.inner.wake().request_stop();
         if let Some(h) = self.handle.take() {
             // From the sender's own thread (a listener closing the client)
             // joining would wait forever; the loop ends by itself.
@@ -93,11 +112,11 @@ impl Sender {
     }
 }
 
-fn run(inner: Arc<Inner>) {
+fn run(inner: Arc<dyn Deliver>) {
     let interval = inner.policy().sender_interval;
     let mut timeout = Duration::ZERO;
     loop {
-        if inner.wake.wait(timeout) || inner.is_closed() {
+        if inner.wake().wait(timeout) || inner.is_closed() {
             break;
         }
         if !inner.is_online() {
@@ -109,7 +128,7 @@ fn run(inner: Arc<Inner>) {
             // Nothing will change until the app acts (and wakes us) or the
             // interval passes.
             Ok(r) if r.stopped.as_deref().is_some_and(is_waiting_for_app) => interval,
-            Ok(_) => until_due(&inner, interval),
+            Ok(_) => until_due(inner.as_ref(), interval),
             Err(_) => interval,
         };
     }
@@ -121,7 +140,7 @@ fn is_waiting_for_app(reason: &str) -> bool {
         || reason.starts_with("paused")
 }
 
-fn until_due(inner: &Inner, interval: Duration) -> Duration {
+fn until_due(inner: &dyn Deliver, interval: Duration) -> Duration {
     match inner.next_due() {
         Some(t) => t
             .duration_since(SystemTime::now())

@@ -1,0 +1,735 @@
+//! The delivery engine: one flush, oldest report first, each report
+//! created, then its attachments uploaded; every answer judged by the
+//! decisions in this module's siblings, every step committed before the next.
+
+use std::fs::{self};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::delivery::sender::Deliver;
+use crate::delivery::{self, Created, Exchange, FileElement, RateWindow, Verdict};
+use crate::error::{Internal, Result};
+use crate::outbox::{self, now_ms, Stored};
+use crate::report::{
+    AttachmentState, DeliveryError, Event, FlushResult, Receipt, ReportId, ReportState,
+};
+
+use crate::client::Inner;
+
+/// How old a create's "about to leave" mark may be when the request leaves
+/// before it is written again with the real time.
+const PREMARK_FRESH: Duration = Duration::from_secs(1);
+
+/// The longest a server's own word (`Retry-After`) may hold delivery back.
+const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The hand-off between consecutive reports of one flush: the commit that
+/// finishes a report also records that the next report's create is about
+/// to leave, so that each report costs one commit instead of two.
+#[derive(Default)]
+struct Chain {
+    /// When the previous report's commit marked this one as about to
+    /// leave, if it did.
+    premarked_at: Option<Instant>,
+    /// The report after it in this flush, if any.
+    next: Option<ReportId>,
+    /// When this report's final commit marked `next`, if it did.
+    marked_next: Option<Instant>,
+    /// This report's create is recorded as about to leave (by the previous
+    /// commit or its own).
+    marked: bool,
+    /// ...and the request went out (cleared otherwise if delivery fails).
+    sent: bool,
+    /// The report was evicted or purged while it was being delivered.
+    gone: bool,
+}
+
+/// How one report's delivery ended in this flush.
+struct Outcome {
+    receipt: Receipt,
+    /// Set when the batch must stop (network trouble, rate limit, paused key, budget).
+    stop: Option<String>,
+}
+
+impl Inner {
+    // ---- flush ----
+
+    pub(crate) fn flush(&self, budget: Duration) -> Result<FlushResult> {
+        let deadline = Instant::now() + budget;
+        let mut result = FlushResult::default();
+        // One flush per outbox: first among this process's threads...
+        let Some(_gate) = wait_for(deadline, || match self.flush_gate.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }) else {
+            return self.finish(
+                result,
+                Some("another flush is running in this process".into()),
+            );
+        };
+        // ...then among processes.
+        let lock = outbox::open_lock(&self.config.outbox_dir.join("flush.lock"))?;
+        if wait_for(deadline, || lock.try_lock().ok()).is_none() {
+            return self.finish(
+                result,
+                Some("another client or process is flushing this outbox".into()),
+            );
+        }
+        if !self.consent()? {
+            return self.finish(
+                result,
+                Some("no consent: reports are kept, not sent".into()),
+            );
+        }
+        if !self.is_online() {
+            return self.finish(result, Some("offline (as the app reported)".into()));
+        }
+        let (evictions, doomed) = self.ddb(|o| o.expire(&self.config.policy))?;
+        outbox::remove_files(&doomed);
+        for e in evictions {
+            self.emit(Event::Evicted {
+                id: e.id,
+                reason: e.reason,
+            });
+        }
+        let now = now_ms();
+        if let Some(probe_at) = self.auth_paused()? {
+            if now < probe_at {
+                return self.finish(
+                    result,
+                    Some("paused: the server refused the API key (set a new key to resume)".into()),
+                );
+            }
+        }
+        let not_before = self.ddb(|o| o.meta_i64("not_before"))?;
+        if now < not_before {
+            return self.finish(
+                result,
+                Some(format!(
+                    "waiting until {} as the server asked",
+                    delivery::format_iso8601(outbox::from_ms(not_before))
+                )),
+            );
+        }
+        let mut window = self.ddb(|o| o.rate_window())?;
+        let due = self.ddb(|o| o.due(now))?;
+        let mut due = due.into_iter().peekable();
+        let mut stop = None;
+        // A report whose create was marked as about to leave, and not sent.
+        let mut premarked = None;
+        while let Some(id) = due.next() {
+            let marked_at = premarked.take().filter(|(m, _)| *m == id).map(|(_, at)| at);
+            let mut chain = Chain {
+                premarked_at: marked_at,
+                next: due.peek().copied(),
+                ..Chain::default()
+            };
+            stop = if Instant::now() >= deadline {
+                Some("the time budget is spent".into())
+            } else if self.is_closed() {
+                Some("the client is closing".into())
+            } else if !self.is_online() {
+                Some("offline (as the app reported)".into())
+            } else {
+                None
+            };
+            if stop.is_some() {
+                premarked = marked_at.map(|at| (id, at));
+                break;
+            }
+            let outcome = match self.deliver(id, &mut window, deadline, &mut chain) {
+                Ok(o) => o,
+                Err(e) => {
+                    if chain.marked && !chain.sent {
+                        // Marked as about to leave, and it did not: it is
+                        // not in doubt (best effort; the error is the news).
+                        let _ = self.ddb(|o| o.set_create_sent_cleared(id));
+                    }
+                    return Err(e);
+                }
+            };
+            if let (Some(at), Some(next)) = (chain.marked_next, chain.next) {
+                premarked = Some((next, at));
+            }
+            // None: evicted or purged since the flush began; nothing to say.
+            let Some(outcome) = outcome else { continue };
+            result.receipts.push(outcome.receipt);
+            if outcome.stop.is_some() {
+                stop = outcome.stop;
+                break;
+            }
+        }
+        if let Some((id, _)) = premarked {
+            // Not sent after all: not in doubt.
+            self.ddb(|o| o.set_create_sent_cleared(id))?;
+        }
+        if self.config.policy.max_requests_per_sec > 0 && !result.receipts.is_empty() {
+            // With the send times as they were, for the next flush.
+            self.ddb(|o| o.save_rate_window(&window))?;
+        }
+        // Given up on a full disk: made again once there is room, counting
+        // the room that the delivered copies leave (rare, so waiting here for
+        // their deletion costs the usual flush nothing). Only by the flush
+        // that holds the lock: another would take the room it works with.
+        let reserve = self.config.policy.disk_reserve_bytes;
+        if !outbox::has_reserve(&self.config.outbox_dir, reserve) {
+            self.join_janitors();
+            outbox::ensure_reserve(&self.config.outbox_dir, reserve);
+        }
+        self.finish(result, stop)
+    }
+
+    fn finish(&self, mut result: FlushResult, stopped: Option<String>) -> Result<FlushResult> {
+        let (pending, dead) = self.ddb(|o| o.count_pending_dead())?;
+        result.pending = pending;
+        result.dead = dead;
+        result.stopped = stopped;
+        Ok(result)
+    }
+
+    /// Waits for the shared rate limit, then records the request.
+    fn pace(&self, window: &mut RateWindow) -> Result<()> {
+        self.wait_turn(window);
+        self.stamp(window)
+    }
+
+    /// Waits until the rate limit lets the next request go.
+    fn wait_turn(&self, window: &RateWindow) {
+        let per_sec = self.config.policy.max_requests_per_sec;
+        loop {
+            let wait = window.wait(per_sec, now_ms() as u64);
+            if wait.is_zero() {
+                break;
+            }
+            thread::sleep(wait);
+        }
+    }
+
+    /// Records a request that leaves now. Nothing that waits (the disk, the
+    /// outbox's lock) may come between this and the send: the server counts
+    /// arrivals, so a request held up after its stamp squeezes the window.
+    fn stamp(&self, window: &mut RateWindow) -> Result<()> {
+        let per_sec = self.config.policy.max_requests_per_sec;
+        if per_sec > 0 {
+            window.record(per_sec, now_ms() as u64);
+            self.ddb(|o| o.save_rate_window(window))?;
+            // The save waits for the disk (an fsync, slow on some devices)
+            // and the request leaves only after it: stamp it when it does,
+            // or the server sees the requests closer than we spaced them.
+            // (The flush saves the window again when it ends.)
+            if let Some(last) = window.sent_ms.back_mut() {
+                *last = (now_ms() as u64).max(*last);
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(
+        &self,
+        id: ReportId,
+        window: &mut RateWindow,
+        deadline: Instant,
+        chain: &mut Chain,
+    ) -> Result<Option<Outcome>> {
+        chain.marked = chain.premarked_at.is_some();
+        let mut row = match self.ddb(|o| o.load(id)) {
+            Ok(row) => row,
+            // Purged since the flush listed it.
+            Err(Internal::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Evicted, dead or delivered since the flush listed it (another
+        // client's submit or open can evict it): not ours to send.
+        if !matches!(row.state, ReportState::Queued | ReportState::Created) {
+            return Ok(None);
+        }
+        let mut receipt = Receipt {
+            id,
+            state: row.state,
+            server_key: row.server_key.clone(),
+            server_url: row.server_url.clone(),
+            error: None,
+            rejected_attachments: Vec::new(),
+        };
+        if row.state == ReportState::Queued {
+            let stopped = self.create(&mut row, &mut receipt, window, chain)?;
+            if chain.gone {
+                return Ok(None);
+            }
+            if let Some(stop) = stopped {
+                return Ok(Some(Outcome {
+                    receipt,
+                    stop: Some(stop),
+                }));
+            }
+            match receipt.state {
+                // Nothing to upload: the create's commit finished it.
+                ReportState::Delivered => return Ok(Some(self.delivered(receipt))),
+                ReportState::Created => {}
+                // Dead, or waiting for a retry that does not stop the batch.
+                _ => {
+                    return Ok(Some(Outcome {
+                        receipt,
+                        stop: None,
+                    }))
+                }
+            }
+        }
+        // Upload what is pending, in order.
+        let keys: Vec<&str> = row
+            .attachments
+            .iter()
+            .map(|a| a.element_key.as_str())
+            .collect();
+        let routes = crate::destinations::centercode::route_on_origin(
+            &keys,
+            &row.file_elements,
+            self.server().origin(),
+        );
+        let mut stop = None;
+        for (att, route) in row.attachments.iter().zip(routes) {
+            if att.state != AttachmentState::Pending {
+                continue;
+            }
+            let url = match route {
+                Ok(url) => url,
+                Err(reason) => {
+                    self.reject(id, att.id, &att.file_name, &reason, &mut receipt)?;
+                    continue;
+                }
+            };
+            if !copy_intact(&att.path, att.size) {
+                let reason =
+                    "the outbox copy of this attachment is missing or changed on disk".to_string();
+                self.reject(id, att.id, &att.file_name, &reason, &mut receipt)?;
+                continue;
+            }
+            if self.metered.load(Ordering::SeqCst)
+                && att.size > self.config.policy.metered_max_upload_bytes
+            {
+                stop = Some("large attachments wait for an unmetered network".to_string());
+                break;
+            }
+            if Instant::now() >= deadline {
+                stop = Some("the time budget is spent".into());
+                break;
+            }
+            self.pace(window)?;
+            let exchange =
+                self.server()
+                    .upload(&url, &att.path, att.size, &att.file_name, &att.content_type);
+            match delivery::judge(&exchange, SystemTime::now()) {
+                Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
+                Verdict::Permanent(e) => {
+                    let reason = format!(
+                        "the server refused it ({}): {}",
+                        e.status.map(|s| s.to_string()).unwrap_or_default(),
+                        e.message
+                    );
+                    self.reject(id, att.id, &att.file_name, &reason, &mut receipt)?;
+                }
+                Verdict::Retry { error, not_before } => {
+                    let s = self.fail(id, row.attempts, error, not_before, &mut receipt)?;
+                    return Ok(Some(Outcome { receipt, stop: s }));
+                }
+                Verdict::Unauthorized(error) => {
+                    let s = self.pause(error, &mut receipt)?;
+                    return Ok(Some(Outcome {
+                        receipt,
+                        stop: Some(s),
+                    }));
+                }
+            }
+        }
+        if stop.is_some() {
+            return Ok(Some(Outcome { receipt, stop }));
+        }
+        match self.ddb(|o| o.mark_delivered(id, chain.next))? {
+            Stored::Kept { doomed, marked } => {
+                chain.marked_next = marked.then(Instant::now);
+                self.discard_later(doomed);
+            }
+            // Evicted while its attachments were going up.
+            Stored::Gone => return Ok(None),
+        }
+        receipt.state = ReportState::Delivered;
+        Ok(Some(self.delivered(receipt)))
+    }
+
+    fn delivered(&self, mut receipt: Receipt) -> Outcome {
+        receipt.error = None;
+        self.emit(Event::Delivered {
+            receipt: receipt.clone(),
+        });
+        Outcome {
+            receipt,
+            stop: None,
+        }
+    }
+
+    fn reject(
+        &self,
+        id: ReportId,
+        att_id: i64,
+        file_name: &str,
+        reason: &str,
+        receipt: &mut Receipt,
+    ) -> Result<()> {
+        self.ddb(|o| o.mark_rejected(att_id, reason))?;
+        receipt
+            .rejected_attachments
+            .push(format!("{file_name}: {reason}"));
+        self.emit(Event::AttachmentRejected {
+            id,
+            file_name: file_name.to_string(),
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Creates the feedback on the server. Returns `Some(reason)` when the
+    /// batch must stop; otherwise `receipt.state` says where the report is.
+    fn create(
+        &self,
+        row: &mut crate::outbox::DeliveryRow,
+        receipt: &mut Receipt,
+        window: &mut RateWindow,
+        chain: &mut Chain,
+    ) -> Result<Option<String>> {
+        let id = row.id;
+        if row.create_sent_at.is_some() && chain.premarked_at.is_none() {
+            // An earlier create went out and no answer was stored: the
+            // server may have the feedback.
+            if let Some(lookup_key) = self.config.server.lookup_key.clone() {
+                self.pace(window)?;
+                let found = self.server().lookup(&lookup_key, &row.client_id);
+                match found {
+                    Ok(Some(key)) => {
+                        let created = self.recovered(&key, row);
+                        return self
+                            .store_created(row, &created, receipt, chain)
+                            .map(|_| None);
+                    }
+                    Ok(None) => {
+                        // A create cut off after it left may still be in the
+                        // server's hands (a slow database, a queue): until
+                        // twice the request timeout has passed since it was
+                        // sent, look again later rather than send it twice.
+                        let sent = row.create_sent_at.unwrap_or(0);
+                        let settled = sent.saturating_add(
+                            2 * self.config.policy.request_timeout.as_millis() as i64,
+                        );
+                        if now_ms() < settled {
+                            let error = DeliveryError {
+                                status: None,
+                                message: "not found by the record lookup, but the create sent earlier may still be \
+                                          in progress on the server: looking again before sending it a second time"
+                                    .into(),
+                                invalid_parameters: Vec::new(),
+                            };
+                            self.schedule(id, &error, outbox::from_ms(settled), receipt)?;
+                            return Ok(None);
+                        }
+                        // Sent again: a duplicate if the server still
+                        // creates the first one, later than that.
+                        self.ddb(|o| o.note_resent_in_doubt(id))?;
+                    }
+                    Err(exchange) => {
+                        return self.judge_failure(row, &exchange, receipt, true);
+                    }
+                }
+            } else {
+                self.ddb(|o| o.note_resent_in_doubt(id))?;
+            }
+        }
+        if chain.premarked_at.is_none() {
+            if !self.ddb(|o| o.mark_create_sent(id))? {
+                // Evicted or purged since it was loaded: not sent.
+                chain.gone = true;
+                return Ok(None);
+            }
+            chain.marked = true;
+        }
+        self.wait_turn(window);
+        // Marked by the previous report's commit, then held up (listener
+        // callbacks, the rate limit): mark it again with the time it
+        // really leaves, which the lookup's wait counts from. Before the
+        // stamp: this commit waits for the disk.
+        if chain
+            .premarked_at
+            .is_some_and(|at| at.elapsed() > PREMARK_FRESH)
+            && !self.ddb(|o| o.mark_create_sent(id))?
+        {
+            chain.gone = true;
+            return Ok(None);
+        }
+        self.stamp(window)?;
+        chain.sent = true;
+        let exchange = self.server().create_feedback(&row.payload);
+        if let Exchange::Answer(a) = &exchange {
+            if (200..300).contains(&a.status) {
+                return match delivery::parse_created(&a.body) {
+                    Some(created) => self
+                        .store_created(row, &created, receipt, chain)
+                        .map(|_| None),
+                    None => {
+                        let error = DeliveryError {
+                            status: Some(a.status),
+                            message: "the server accepted the feedback but its answer has no readable id and key"
+                                .into(),
+                            invalid_parameters: Vec::new(),
+                        };
+                        if self.config.server.lookup_key.is_some() {
+                            // The next attempt looks it up by client id.
+                            self.fail(id, row.attempts, error, None, receipt)
+                        } else {
+                            let mut error = error;
+                            error.message.push_str(
+                                "; not sent again, to avoid a duplicate (retry() re-sends it)",
+                            );
+                            self.kill(id, error, receipt).map(|_| None)
+                        }
+                    }
+                };
+            }
+        }
+        self.judge_failure(row, &exchange, receipt, false)
+    }
+
+    /// Handles a failed create or lookup.
+    fn judge_failure(
+        &self,
+        row: &crate::outbox::DeliveryRow,
+        exchange: &Exchange,
+        receipt: &mut Receipt,
+        is_lookup: bool,
+    ) -> Result<Option<String>> {
+        let id = row.id;
+        // With an answer, or when the request never left, the server did
+        // not act: the create is not in doubt any more. A request cut off
+        // after it went out stays in doubt.
+        if matches!(exchange, Exchange::Answer(_) | Exchange::NotSent(_)) && !is_lookup {
+            self.ddb(|o| o.set_create_sent_cleared(id))?;
+        }
+        match delivery::judge(exchange, SystemTime::now()) {
+            Verdict::Success => Ok(None),
+            Verdict::Retry { error, not_before } => {
+                self.fail(id, row.attempts, error, not_before, receipt)
+            }
+            Verdict::Permanent(error) => {
+                if is_lookup {
+                    // A broken lookup must not kill the report: fall back
+                    // to sending it again, counted as a possible duplicate.
+                    self.ddb(|o| o.note_resent_in_doubt(id))?;
+                    self.ddb(|o| o.set_create_sent_cleared(id))?;
+                    let retry = DeliveryError {
+                        message: format!(
+                            "record lookup failed ({}); the create will be sent again",
+                            error.message
+                        ),
+                        ..error
+                    };
+                    return self
+                        .fail(id, row.attempts, retry, None, receipt)
+                        .map(|_| None);
+                }
+                self.kill(id, error, receipt).map(|_| None)
+            }
+            Verdict::Unauthorized(error) => self.pause(error, receipt).map(Some),
+        }
+    }
+
+    fn recovered(&self, key: &str, row: &crate::outbox::DeliveryRow) -> Created {
+        let server = self.server();
+        let mut elements: Vec<FileElement> = Vec::new();
+        for a in &row.attachments {
+            if !elements.iter().any(|e| e.key == a.element_key) {
+                elements.push(FileElement {
+                    key: a.element_key.clone(),
+                    title: None,
+                    url: server.element_url(key, &a.element_key),
+                    accepts_multiple: true,
+                });
+            }
+        }
+        Created {
+            id: String::new(),
+            key: key.to_string(),
+            url: None,
+            file_elements: elements,
+        }
+    }
+
+    /// Stores a create's answer and updates `row` to match. A report with
+    /// nothing left to upload is finished by the same commit
+    /// (`receipt.state` is then `Delivered`).
+    fn store_created(
+        &self,
+        row: &mut crate::outbox::DeliveryRow,
+        created: &Created,
+        receipt: &mut Receipt,
+        chain: &mut Chain,
+    ) -> Result<()> {
+        let keys: Vec<&str> = row
+            .attachments
+            .iter()
+            .map(|a| a.element_key.as_str())
+            .collect();
+        let routes = crate::destinations::centercode::route_on_origin(
+            &keys,
+            &created.file_elements,
+            self.server().origin(),
+        );
+        let pairs: Vec<(i64, std::result::Result<String, String>)> = row
+            .attachments
+            .iter()
+            .map(|a| a.id)
+            .zip(routes.iter().cloned())
+            .collect();
+        let finished = row
+            .attachments
+            .iter()
+            .zip(&routes)
+            .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
+        let next = if finished { chain.next } else { None };
+        match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))? {
+            Stored::Kept { doomed, marked } => {
+                chain.marked_next = marked.then(Instant::now);
+                self.discard_later(doomed);
+            }
+            Stored::Gone => {
+                chain.gone = true;
+                return Ok(());
+            }
+        }
+        row.state = ReportState::Created;
+        row.server_key = Some(created.key.clone());
+        row.server_url = created.url.clone();
+        row.file_elements = created.file_elements.clone();
+        receipt.state = if finished {
+            ReportState::Delivered
+        } else {
+            ReportState::Created
+        };
+        receipt.server_key = Some(created.key.clone());
+        receipt.server_url = created.url.clone();
+        for (a, r) in row.attachments.iter_mut().zip(routes) {
+            if let Err(reason) = r {
+                a.state = AttachmentState::Rejected;
+                receipt
+                    .rejected_attachments
+                    .push(format!("{}: {reason}", a.file_name));
+                self.emit(Event::AttachmentRejected {
+                    id: row.id,
+                    file_name: a.file_name.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A failed attempt that may be retried: schedule it and stop the batch.
+    fn fail(
+        &self,
+        id: ReportId,
+        attempts: u32,
+        error: DeliveryError,
+        not_before: Option<SystemTime>,
+        receipt: &mut Receipt,
+    ) -> Result<Option<String>> {
+        let policy = &self.config.policy;
+        let backoff = delivery::backoff(policy, attempts + 1, delivery::random_unit());
+        let mut next = SystemTime::now() + backoff;
+        if let Some(nb) = not_before {
+            // A `Retry-After` date far ahead (a broken clock or header) would
+            // hold every report back until then: cap it as the delta-seconds
+            // form is capped.
+            let nb = nb.min(SystemTime::now() + MAX_SERVER_WAIT);
+            next = next.max(nb);
+            // The server's word holds for every report, in every process.
+            self.ddb(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
+        }
+        self.schedule(id, &error, next, receipt)?;
+        Ok(Some(match error.status {
+            None => format!("network failure: {}", error.message),
+            Some(429) => "rate limited by the server".to_string(),
+            Some(s) => format!("server error {s}: {}", error.message),
+        }))
+    }
+
+    /// Records a failed attempt and when to try again (dead after the last
+    /// one allowed), and tells the listener.
+    fn schedule(
+        &self,
+        id: ReportId,
+        error: &DeliveryError,
+        next: SystemTime,
+        receipt: &mut Receipt,
+    ) -> Result<()> {
+        let max = self.config.policy.max_attempts;
+        let dead = self.ddb(|o| o.record_failure(id, error, outbox::to_ms(next), max))?;
+        receipt.error = Some(error.clone());
+        if dead {
+            receipt.state = ReportState::Dead;
+            let status = self.ddb(|o| o.status(id))?;
+            self.emit(Event::Dead {
+                id,
+                error: status.last_error.unwrap_or_else(|| error.clone()),
+            });
+        } else {
+            self.emit(Event::Failed {
+                id,
+                error: error.clone(),
+                retry_at: next,
+            });
+        }
+        Ok(())
+    }
+
+    fn kill(&self, id: ReportId, error: DeliveryError, receipt: &mut Receipt) -> Result<()> {
+        let error = self.ddb(|o| o.mark_dead(id, &error))?;
+        receipt.state = ReportState::Dead;
+        receipt.error = Some(error.clone());
+        self.emit(Event::Dead { id, error });
+        Ok(())
+    }
+
+    fn pause(&self, error: DeliveryError, receipt: &mut Receipt) -> Result<String> {
+        let fp = self.server().api_key().fingerprint();
+        let probe_at = now_ms() + self.config.policy.auth_probe_interval.as_millis() as i64;
+        self.ddb(|o| o.set_meta("auth_pause", &format!("{fp}|{probe_at}")))?;
+        receipt.error = Some(error.clone());
+        let msg = format!(
+            "paused: the server refused the API key ({}: {})",
+            error.status.unwrap_or(0),
+            error.message
+        );
+        self.emit(Event::Paused { error });
+        Ok(msg)
+    }
+
+    /// When the sender should next wake for due work, if any is known.
+    pub(crate) fn next_due(&self) -> Option<SystemTime> {
+        self.db(|o| o.stats()).ok().and_then(|s| s.next_attempt_at)
+    }
+}
+
+fn wait_for<T>(deadline: Instant, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn copy_intact(path: &Path, size: u64) -> bool {
+    fs::metadata(path).map(|m| m.len() == size).unwrap_or(false)
+}
