@@ -351,12 +351,8 @@ fn submit_until_killed(role: &str, mut step: impl FnMut(&Client, u64) -> Result<
     }
     let dir = PathBuf::from(env(DIR_VAR));
     let start: u64 = env(START_VAR).parse().expect("start number");
-    let client = Client::open(roomy(child_config(
-        &dir,
-        "http://127.0.0.1:9/api/v1",
-        "offline-key",
-    )))
-    .expect("child opens the outbox");
+    let client = Client::open(roomy(child_config(&dir, &env(URL_VAR), &env(KEY_VAR))))
+        .expect("child opens the outbox");
     tell_parent("ready");
     let give_up = Instant::now() + CHILD_TIMEOUT;
     for n in start..start + 500 {
@@ -437,12 +433,16 @@ fn child_role_flusher() {
 // ---------------------------------------------------------------------------
 
 /// The environment of a submitting child (`role` `submit` or `batch`) on the
-/// outbox in `dir`, numbering its reports or batches from `start`.
-fn submitter_env(role: &str, dir: &Path, start: u64) -> Vec<(&'static str, String)> {
+/// outbox in `dir`, numbering its reports or batches from `start`. It
+/// queues for `sb`, the destination the parent delivers to (reports are
+/// only ever sent to the one they were queued for); it never sends.
+fn submitter_env(role: &str, dir: &Path, start: u64, sb: &Sandbox) -> Vec<(&'static str, String)> {
     vec![
         (ROLE_VAR, role.to_string()),
         (DIR_VAR, dir.display().to_string()),
         (START_VAR, start.to_string()),
+        (URL_VAR, sb.base_url()),
+        (KEY_VAR, sb.api_key().to_string()),
     ]
 }
 
@@ -639,6 +639,8 @@ fn sigkill_during_submit_loses_nothing_printed() {
     // Report id -> counter, for every id a child printed.
     let mut printed: BTreeMap<ReportId, u64> = BTreeMap::new();
 
+    // Where the children queue for, and where the reports go after the kills.
+    let sb = common::sandbox_unlimited();
     for round in 0..rounds {
         let target = rng.range(3, 15);
         // Killed somewhere in the middle of the next submit (copying,
@@ -646,7 +648,7 @@ fn sigkill_during_submit_loses_nothing_printed() {
         let delay = Duration::from_micros(rng.range(0, 40_000));
         let lines = submit_then_kill(
             "child_role_submitter",
-            &submitter_env("submit", &dir, round * 10_000),
+            &submitter_env("submit", &dir, round * 10_000, &sb),
             tmp.path().join(format!("submit-{round}.stderr")),
             target,
             delay,
@@ -677,7 +679,6 @@ fn sigkill_during_submit_loses_nothing_printed() {
     let left_on_disk = std::fs::read_dir(dir.join("files"))
         .map(|d| d.count())
         .unwrap_or(0);
-    let sb = common::sandbox_unlimited();
     let client = Client::open(fast_config(&dir, &sb)).expect("open after the kills");
     let mut expected = Expected::default();
 
@@ -1139,6 +1140,8 @@ fn sigkill_during_submit_many_keeps_batches_whole() {
     // kill (of the batch it was killed in; swept by the next open).
     let mut left_per_round: Vec<usize> = Vec::new();
 
+    // Where the children queue for, and where the reports go after the kills.
+    let sb = common::sandbox_unlimited();
     for round in 0..rounds {
         let start = round * 10_000;
         let target = rng.range(1, 5);
@@ -1147,7 +1150,7 @@ fn sigkill_during_submit_many_keeps_batches_whole() {
         let delay = Duration::from_micros(rng.range(0, 60_000));
         let lines = submit_then_kill(
             "child_role_batch_submitter",
-            &submitter_env("batch", &dir, start),
+            &submitter_env("batch", &dir, start, &sb),
             tmp.path().join(format!("batch-{round}.stderr")),
             target,
             delay,
@@ -1200,7 +1203,6 @@ fn sigkill_during_submit_many_keeps_batches_whole() {
         }
     }
 
-    let sb = common::sandbox_unlimited();
     let client = Client::open(roomy(fast_config(&dir, &sb))).expect("open after the kills");
 
     // Every report in the outbox, by batch, in id order.

@@ -65,7 +65,10 @@ impl Client {
     /// applies the age cap. Makes no network call.
     pub fn open(config: Config) -> std::result::Result<Client, Error> {
         let base_url = config.validate()?;
-        let (outbox, moved_aside) = Outbox::open(&config.outbox_dir, &config.policy)?;
+        let (mut outbox, moved_aside) = Outbox::open(&config.outbox_dir, &config.policy)?;
+        // Every outbox before destinations were recorded was Centercode's,
+        // as is every config today: this client takes such reports.
+        outbox.bind(&config.destination_name(&base_url), true)?;
         outbox.sweep_orphans()?;
         let server = Server::new(
             base_url.clone(),
@@ -193,6 +196,30 @@ impl Client {
         let doomed = self.inner.db(|o| o.purge(None))?;
         outbox::remove_files(&doomed);
         Ok(())
+    }
+
+    /// Reports waiting for a destination other than the configured one
+    /// (queued when the config named another server, project or form) are
+    /// never sent by this client; `stats().other_destinations` counts them.
+    /// This queues the ones not yet sent anywhere for the configured
+    /// destination instead: the app's explicit choice. Returns how many.
+    pub fn retarget_other_destinations(&self) -> std::result::Result<u64, Error> {
+        let n = self.inner.db(|o| o.retarget_other_destinations())?;
+        if n > 0 {
+            self.inner.wake.notify();
+        }
+        Ok(n)
+    }
+
+    /// Deletes the undelivered reports waiting for other destinations, with
+    /// their attachment copies. Returns how many.
+    pub fn purge_other_destinations(&self) -> std::result::Result<u64, Error> {
+        let ids = self.inner.db(|o| o.other_destination_ids())?;
+        for id in &ids {
+            let doomed = self.inner.db(|o| o.purge(Some(*id)))?;
+            outbox::remove_files(&doomed);
+        }
+        Ok(ids.len() as u64)
     }
 
     /// Records the user's consent. Without it reports are kept, not sent.
@@ -405,7 +432,7 @@ impl Inner {
 
     /// `Some(probe_at)` while delivery is paused for the current key.
     pub(crate) fn auth_paused(&self) -> Result<Option<i64>> {
-        let Some(v) = self.db(|o| o.meta("auth_pause"))? else {
+        let Some(v) = self.db(|o| o.meta(&o.gate("auth_pause")))? else {
             return Ok(None);
         };
         let (fp, probe_at) = v.split_once('|').unwrap_or((&v, "0"));

@@ -443,6 +443,17 @@ impl Config {
         self
     }
 
+    /// The destination reports are queued for, as the outbox records it:
+    /// the server (its resolved base URL), the project and the form, not
+    /// the API key (a new key must not strand the queue). Reports are only
+    /// ever sent to the destination they were queued for.
+    pub(crate) fn destination_name(&self, base_url: &str) -> String {
+        format!(
+            "centercode {base_url}/projects/{}/feedback/{}",
+            self.server.project_key, self.server.feedback_type_key
+        )
+    }
+
     /// Checks the whole config; returns the resolved base URL.
     pub(crate) fn validate(&self) -> Result<String> {
         if self.outbox_dir.as_os_str().is_empty() {

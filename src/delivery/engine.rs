@@ -104,7 +104,7 @@ impl Inner {
                 );
             }
         }
-        let not_before = self.ddb(|o| o.meta_i64("not_before"))?;
+        let not_before = self.ddb(|o| o.meta_i64(&o.gate("not_before")))?;
         if now < not_before {
             return self.finish(
                 result,
@@ -650,8 +650,9 @@ impl Inner {
             // form is capped.
             let nb = nb.min(SystemTime::now() + MAX_SERVER_WAIT);
             next = next.max(nb);
-            // The server's word holds for every report, in every process.
-            self.ddb(|o| o.set_meta("not_before", &outbox::to_ms(nb).to_string()))?;
+            // The server's word holds for every report of this destination, in
+            // every process (another server's reports are not held back).
+            self.ddb(|o| o.set_meta(&o.gate("not_before"), &outbox::to_ms(nb).to_string()))?;
         }
         self.schedule(id, &error, next, receipt)?;
         Ok(Some(match error.status {
@@ -701,7 +702,7 @@ impl Inner {
     fn pause(&self, error: DeliveryError, receipt: &mut Receipt) -> Result<String> {
         let fp = self.server().api_key().fingerprint();
         let probe_at = now_ms() + self.config.policy.auth_probe_interval.as_millis() as i64;
-        self.ddb(|o| o.set_meta("auth_pause", &format!("{fp}|{probe_at}")))?;
+        self.ddb(|o| o.set_meta(&o.gate("auth_pause"), &format!("{fp}|{probe_at}")))?;
         receipt.error = Some(error.clone());
         let msg = format!(
             "paused: the server refused the API key ({}: {})",

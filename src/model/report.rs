@@ -428,6 +428,11 @@ pub struct Stats {
     pub consent: bool,
     /// When the outbox was found corrupt and moved aside at open: where to.
     pub moved_aside: Option<String>,
+    /// Undelivered reports queued for another destination than the one
+    /// configured (another server, project or form): never sent by this
+    /// client; see `Client::retarget_other_destinations` and
+    /// `Client::purge_other_destinations`.
+    pub other_destinations: u64,
 }
 
 /// What the listener hears.

@@ -422,6 +422,10 @@ pub(crate) struct Outbox {
     durability: Durability,
     /// The caps totals as this connection's last insert left them.
     caps_cache: Option<CapsCache>,
+    /// The destination this client delivers to (`destinations.id`), set by
+    /// [`Outbox::bind`]: new reports are queued for it, and only its
+    /// reports are delivered.
+    dest: i64,
 }
 
 /// Undelivered reports and their bytes after this connection's last insert:
@@ -441,6 +445,10 @@ impl std::fmt::Debug for Outbox {
         f.debug_struct("Outbox").field("dir", &self.dir).finish()
     }
 }
+
+/// The back-off gates, kept per destination in `meta` as `name:id`: a
+/// 429's wait, a refused key's pause, the shared rate window.
+const GATES: [&str; 3] = ["not_before", "auth_pause", "rate_window"];
 
 /// True for SQLite's "this is not a database / it is damaged" errors.
 fn is_corruption(e: &Internal) -> bool {
@@ -643,6 +651,7 @@ impl Outbox {
             files,
             durability: policy.durability,
             caps_cache: None,
+            dest: 0,
         })
     }
 
@@ -824,8 +833,8 @@ impl Outbox {
             evictions.extend(e);
             doomed.extend(d);
             tx.prepare_cached(
-                "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes)
-                 VALUES (?2, ?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO reports (id, client_id, seq, kind, state, summary, payload, context, submitted_at, bytes, destination)
+                 VALUES (?2, ?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 report.client_id,
@@ -835,7 +844,8 @@ impl Outbox {
                 payload,
                 context,
                 now,
-                bytes as i64
+                bytes as i64,
+                self.dest
             ])?;
             for (pos, a) in report.attachments.iter().enumerate() {
                 tx.prepare_cached(
@@ -914,9 +924,10 @@ impl Outbox {
     /// Reports due for delivery, oldest first.
     pub(crate) fn due(&self, now: i64) -> Result<Vec<ReportId>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id FROM reports WHERE state IN ('queued','created') AND next_attempt_at <= ?1 ORDER BY id",
+            "SELECT id FROM reports WHERE state IN ('queued','created') AND next_attempt_at <= ?1 AND destination = ?2
+             ORDER BY id",
         )?;
-        let rows = stmt.query_map(params![now], |r| r.get(0))?;
+        let rows = stmt.query_map(params![now, self.dest], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -1285,10 +1296,10 @@ impl Outbox {
         let mut stats = Stats::default();
         let mut stmt = self.conn.prepare_cached(
             "SELECT state, count(*), coalesce(sum(bytes),0), min(submitted_at), min(next_attempt_at)
-             FROM reports GROUP BY state",
+             FROM reports WHERE destination = ?1 GROUP BY state",
         )?;
         let now = now_ms();
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![self.dest], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)? as u64,
@@ -1317,7 +1328,7 @@ impl Outbox {
             }
         }
         stats.oldest_pending_age_secs = oldest.map(|t| ((now - t).max(0) / 1000) as u64);
-        let not_before = self.meta_i64("not_before")?;
+        let not_before = self.meta_i64(&self.gate("not_before"))?;
         stats.next_attempt_at = next.map(|n| from_ms(n.max(not_before)));
         stats.last_error = self
             .meta("last_error")?
@@ -1326,7 +1337,82 @@ impl Outbox {
         stats.evicted_feedback = self.meta_i64("evicted_feedback")? as u64;
         stats.ambiguous_resends = self.meta_i64("ambiguous_resends")? as u64;
         stats.moved_aside = self.meta("moved_aside")?;
+        stats.other_destinations = self.count_other_destinations()?;
         Ok(stats)
+    }
+
+    /// Binds this connection to a destination, by name (registered on
+    /// first use). With `adopt_legacy`, reports queued before destinations
+    /// were recorded (schema 6 and older, all Centercode's) and their gates
+    /// become this destination's, in one transaction.
+    pub(crate) fn bind(&mut self, name: &str, adopt_legacy: bool) -> Result<()> {
+        let tx = Tx::write(&self.conn)?;
+        tx.execute(
+            "INSERT INTO destinations (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+            params![name],
+        )?;
+        let id: i64 = tx.query_row(
+            "SELECT id FROM destinations WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if adopt_legacy {
+            tx.execute(
+                "UPDATE reports SET destination = ?1 WHERE destination = 0",
+                params![id],
+            )?;
+            for gate in GATES {
+                tx.execute(
+                    "UPDATE OR IGNORE meta SET key = ?2 WHERE key = ?1",
+                    params![format!("{gate}:0"), format!("{gate}:{id}")],
+                )?;
+                tx.execute(
+                    "DELETE FROM meta WHERE key = ?1",
+                    params![format!("{gate}:0")],
+                )?;
+            }
+        }
+        tx.commit()?;
+        self.dest = id;
+        Ok(())
+    }
+
+    /// The meta key of one of this destination's gates.
+    pub(crate) fn gate(&self, name: &str) -> String {
+        debug_assert!(GATES.contains(&name));
+        format!("{name}:{}", self.dest)
+    }
+
+    /// Undelivered reports (queued or created) waiting for a destination
+    /// other than this one, which this client never sends.
+    pub(crate) fn count_other_destinations(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM reports WHERE state IN ('queued','created') AND destination != ?1",
+            )?
+            .query_row(params![self.dest], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Queues the reports waiting for other destinations for this one
+    /// instead: the app's explicit choice (they were not created anywhere
+    /// yet, or only partly: a created report keeps its server key and
+    /// goes on uploading there, so only queued ones move). Returns how many.
+    pub(crate) fn retarget_other_destinations(&self) -> Result<u64> {
+        Ok(self.conn.execute(
+            "UPDATE reports SET destination = ?1
+             WHERE state = 'queued' AND destination != ?1 AND create_sent_at IS NULL",
+            params![self.dest],
+        )? as u64)
+    }
+
+    /// The ids of undelivered reports waiting for other destinations.
+    pub(crate) fn other_destination_ids(&self) -> Result<Vec<ReportId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM reports WHERE state IN ('queued','created') AND destination != ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![self.dest], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
@@ -1354,7 +1440,7 @@ impl Outbox {
     /// the next flush) continues the same one-second budget.
     pub(crate) fn rate_window(&self) -> Result<RateWindow> {
         let sent_ms = self
-            .meta("rate_window")?
+            .meta(&self.gate("rate_window"))?
             .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
             .unwrap_or_default();
         Ok(RateWindow { sent_ms })
@@ -1369,12 +1455,12 @@ impl Outbox {
         let s: Vec<String> = w.sent_ms.iter().map(|x| x.to_string()).collect();
         let value = s.join(",");
         if self.durability != Durability::Full {
-            return self.set_meta("rate_window", &value);
+            return self.set_meta(&self.gate("rate_window"), &value);
         }
         self.conn
             .prepare_cached("PRAGMA synchronous = NORMAL")?
             .execute([])?;
-        let saved = self.set_meta("rate_window", &value);
+        let saved = self.set_meta(&self.gate("rate_window"), &value);
         // Restored whatever happened: every other commit stays synced.
         self.conn
             .prepare_cached("PRAGMA synchronous = FULL")?

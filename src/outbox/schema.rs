@@ -149,8 +149,28 @@ const V6: &str = "
 ALTER TABLE reports ADD COLUMN resent_in_doubt INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 7: destinations. Each report records the server it was queued
+/// for (an id into `destinations`, whose `name` says which server, project
+/// and form), and is only ever sent there; `progress` holds a
+/// destination's own record of how far a report got (opaque to the
+/// outbox). The queue index gains the destination so that the delivery
+/// scan stays covering. The back-off gates (`not_before`, the refused key's
+/// `auth_pause`, the `rate_window`) become per destination (`name:id`).
+/// Reports queued before this version did not record where they were
+/// going: they keep destination 0, "Centercode, as configured then", and
+/// the first Centercode client that opens the outbox takes them and their
+/// gates (every outbox before this version delivered to Centercode only).
+const V7: &str = "
+CREATE TABLE destinations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+ALTER TABLE reports ADD COLUMN destination INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE reports ADD COLUMN progress TEXT;
+DROP INDEX reports_queue;
+CREATE INDEX reports_queue ON reports(state, submitted_at, bytes, next_attempt_at, destination);
+UPDATE meta SET key = key || ':0' WHERE key IN ('not_before', 'auth_pause', 'rate_window');
+";
+
 /// Every migration, in order; the schema version is its length.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// Brings the database up to `migrations.len()`, in one IMMEDIATE
 /// transaction so that two processes opening at once do not both migrate.
