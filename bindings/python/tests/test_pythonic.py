@@ -21,7 +21,7 @@ def test_the_installed_module_is_the_committed_one():
     # The wheel carries the module maturin generated from the library it
     # ships; tests/bindings_drift.rs checks the committed copy against the
     # UDL. Equal here, both are what the UDL says.
-    installed = pathlib.Path(fr._ffi.__file__)
+    installed = pathlib.Path(fr._ffi.fieldreport.__file__)
     committed = REPO / "bindings/python/src/fieldreport/_ffi/fieldreport.py"
     assert installed.read_bytes() == committed.read_bytes(), (
         f"{installed} differs from {committed}: regenerate with bindings/generate.sh"
@@ -29,12 +29,12 @@ def test_the_installed_module_is_the_committed_one():
 
 
 def test_the_installed_library_is_a_stripped_release_build():
-    lib = pathlib.Path(fr._ffi._UniffiLib._name)
-    assert lib.parent == pathlib.Path(fr._ffi.__file__).parent
+    lib = pathlib.Path(fr._ffi.fieldreport._UniffiLib._name)
+    assert lib.parent == pathlib.Path(fr._ffi.fieldreport.__file__).parent
     # The debug build is about 50 MB; the stripped release about 5.
     size = lib.stat().st_size
     assert size < 15 * 1024 * 1024, f"{lib} is {size} bytes: a debug build?"
-    assert isinstance(fr._ffi._UniffiLib, ctypes.CDLL)
+    assert isinstance(fr._ffi.fieldreport._UniffiLib, ctypes.CDLL)
 
 
 def test_the_package_is_typed():
