@@ -3,7 +3,7 @@ deliver them, with their attachments, to a Centercode feedback server.
 
 Everything comes from the uniffi-generated module `fieldreport._ffi`
 (generated from uniffi.udl; never edited by hand) and is re-exported here.
-This file is a thin layer that makes it feel like Python:
+A thin hand-written layer (`_layer.py`) makes it feel like Python:
 
 - `with FieldReportClient(config) as client:` closes the client on exit;
 - `client.flush(30)` takes seconds (int or float) as well as a `timedelta`;
