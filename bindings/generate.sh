@@ -11,7 +11,8 @@
 #   UNIFFI_BINDGEN      the uniffi-bindgen binary to run
 #
 # Layout written (relative to OUT_ROOT, default the repository root):
-#   bindings/python/src/fieldreport/fieldreport.py
+#   bindings/python/src/fieldreport/_ffi/fieldreport.py (the wheel's build
+#     generates the same file again from the library it ships: maturin)
 #   bindings/kotlin/src/main/kotlin/com/fieldreport/fieldreport.kt
 #   bindings/swift/Sources/FieldReport/FieldReport.swift
 #   bindings/swift/Sources/FieldReportFFI/include/FieldReportFFI.h
@@ -59,7 +60,7 @@ gen python
 gen kotlin
 gen swift
 
-py="$out/bindings/python/src/fieldreport"
+py="$out/bindings/python/src/fieldreport/_ffi"
 kt="$out/bindings/kotlin/src/main/kotlin"
 swift="$out/bindings/swift/Sources/FieldReport"
 ffi="$out/bindings/swift/Sources/FieldReportFFI/include"
