@@ -181,14 +181,14 @@ pub(crate) fn handle_request(
             retry_after,
             rate_limit_reset,
         }) => {
-            let mut resp = Response::error(status, describe(status));
+            let mut resp = kind_error(shared, head, status, describe(status));
             if let Some(v) = retry_after {
                 resp.set_header("Retry-After", &v);
             }
             if let Some(v) = rate_limit_reset {
                 resp.set_header("X-Rate-Limit-Reset", &v);
             }
-            if status == 429 {
+            if status == 429 && rate.headers {
                 resp.set_header("X-Rate-Limit-Remaining", "0");
             }
             shared.record(head, status, label, arrived);
@@ -204,13 +204,25 @@ pub(crate) fn handle_request(
     let act_then_drop = matches!(fault, Some(Fault::ActThenDrop));
 
     let outcome = if rate.limited {
-        let mut resp = Response::error(429, describe(429));
+        let mut resp = kind_error(shared, head, 429, describe(429));
         resp.set_header("Retry-After", &rate.retry_after_secs.to_string());
         Ok(resp)
-    } else if query_param(&head.query, "apiKey").as_deref() != Some(shared.keys.current()) {
-        Ok(Response::error(401, UNAUTHORIZED))
     } else {
-        crate::destinations::centercode::sandbox::route(shared, head, &mut body)
+        match shared.config.kind {
+            SandboxKind::Centercode => {
+                if query_param(&head.query, "apiKey").as_deref() != Some(shared.keys.current()) {
+                    Ok(Response::error(401, UNAUTHORIZED))
+                } else {
+                    crate::destinations::centercode::sandbox::route(shared, head, &mut body)
+                }
+            }
+            // These check their key inside their routes: ABC's guard runs
+            // after routing and, for JSON routes, after the body is parsed.
+            SandboxKind::Abc => crate::destinations::abc::sandbox::route(shared, head, &mut body),
+            SandboxKind::Apptentive => {
+                crate::destinations::apptentive::sandbox::route(shared, head, &mut body)
+            }
+        }
     };
     match outcome {
         Err(Abort) => {
@@ -781,7 +793,7 @@ pub(crate) fn write_response(
         ("X-Rate-Limit-Reset", iso8601(rate.reset)),
     ];
     for (name, value) in rate_headers {
-        if !resp.has_header(name) {
+        if rate.headers && !resp.has_header(name) {
             resp.set_header(name, &value);
         }
     }
@@ -980,6 +992,15 @@ pub(crate) fn iso8601(t: SystemTime) -> String {
         rem / 1000 % 60,
         rem % 1000
     )
+}
+
+/// An error answer in the error-body shape of the sandbox's kind.
+pub(crate) fn kind_error(shared: &Shared, head: &Head, status: u16, text: &str) -> Response {
+    match shared.config.kind {
+        SandboxKind::Centercode => Response::error(status, text),
+        SandboxKind::Abc => crate::destinations::abc::sandbox::nest_error(status, text, head),
+        SandboxKind::Apptentive => crate::destinations::apptentive::sandbox::error(status, text),
+    }
 }
 
 pub(crate) fn not_found() -> Response {

@@ -1,4 +1,11 @@
-//! A local stand-in for Centercode's External Feedback API.
+//! Local stand-ins for the servers fieldreport delivers to: Centercode's
+//! External Feedback API (the default, described below), the ABC User
+//! Feedback server ([`SandboxConfig::abc`], its routes documented in
+//! `src/destinations/abc/sandbox.rs`) and Apptentive's records API
+//! ([`SandboxConfig::apptentive`], `src/destinations/apptentive/sandbox.rs`).
+//! The HTTP server, the faults, the records and the control endpoints are
+//! shared; the key check, the error body, the rate-limit default and the
+//! routes depend on [`SandboxKind`].
 //!
 //! [`Sandbox`] answers the endpoints fieldreport talks to — *Create Feedback*,
 //! *Upload File Attachment* and *Project Feedback Lookup* — the way the
@@ -41,7 +48,7 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `GET /_sandbox/state` | `{"feedback":[..],"uploads":[..],"requests":[{"method","path","status","fault"}],"pending_faults":N}` |
+//! | `GET /_sandbox/state` | `{"kind":"centercode"/"abc"/"apptentive","feedback":[..],"uploads":[..],"requests":[{"method","path","status","fault"}],"pending_faults":N}` |
 //! | `POST /_sandbox/faults` | appends faults, e.g. `[{"status":503},{"status":429,"retry_after":"1"},{"drop":true},{"act_then_drop":true},{"delay_ms":500},{"body":"{not json","status":201}]` |
 //! | `DELETE /_sandbox/faults` | clears the fault queue |
 //! | `POST /_sandbox/config` | `{"rate_limit_per_sec": null or N, "api_key": "..."}`; absent fields are left unchanged |
@@ -71,6 +78,8 @@
 
 pub(crate) mod http;
 pub(crate) mod multipart;
+
+pub use crate::destinations::abc::sandbox::{AbcChannel, AbcField, AbcFieldFormat};
 #[cfg(test)]
 mod tests;
 
@@ -152,6 +161,61 @@ pub struct SandboxConfig {
     /// Largest accepted attachment in bytes; larger uploads get 413.
     /// Default 2 GiB − 1 (Centercode accepts uploads "under 2gb").
     pub max_upload_bytes: u64,
+    /// Which server this sandbox stands in for; default Centercode.
+    pub kind: SandboxKind,
+    /// The ABC channel served when `kind` is [`SandboxKind::Abc`].
+    pub abc: AbcChannel,
+    /// Largest Apptentive record body accepted (413 above it), when `kind`
+    /// is [`SandboxKind::Apptentive`]. Default 64 MiB.
+    pub apptentive_max_record_bytes: u64,
+}
+
+/// Which server a [`Sandbox`] stands in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxKind {
+    /// Centercode's External Feedback API: `apiKey` query parameter, 401,
+    /// `{"status","description"}` errors, 10 requests per second.
+    #[default]
+    Centercode,
+    /// The ABC User Feedback server: `x-api-key` header, 403, NestJS error
+    /// bodies, no rate limit.
+    Abc,
+    /// Apptentive's records API: `Authorization: OAuth <token>`, 401, 422.
+    Apptentive,
+}
+
+impl SandboxKind {
+    /// The kind's name in `GET /_sandbox/state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxKind::Centercode => "centercode",
+            SandboxKind::Abc => "abc",
+            SandboxKind::Apptentive => "apptentive",
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// An ABC User Feedback sandbox: project 1, channel 1 ([`AbcChannel::default`]),
+    /// key `sandbox-key` in `x-api-key`, no rate limit (ABC has none).
+    pub fn abc() -> SandboxConfig {
+        SandboxConfig {
+            kind: SandboxKind::Abc,
+            rate_limit_per_sec: None,
+            ..SandboxConfig::default()
+        }
+    }
+
+    /// An Apptentive records sandbox: token `sandbox-token` in
+    /// `Authorization: OAuth <token>`, no rate limit (none is documented).
+    pub fn apptentive() -> SandboxConfig {
+        SandboxConfig {
+            kind: SandboxKind::Apptentive,
+            api_key: "sandbox-token".to_string(),
+            rate_limit_per_sec: None,
+            ..SandboxConfig::default()
+        }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -171,6 +235,9 @@ impl Default for SandboxConfig {
             key_prefix: "BUG".to_string(),
             lookup_key: Some("Lookup".to_string()),
             max_upload_bytes: 2 * 1024 * 1024 * 1024 - 1,
+            kind: SandboxKind::Centercode,
+            abc: AbcChannel::default(),
+            apptentive_max_record_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -421,6 +488,7 @@ impl Sandbox {
                 uploads: Vec::new(),
                 requests: Vec::new(),
                 next_key: 1,
+                presigned: Vec::new(),
             }),
             config,
             local,
@@ -440,10 +508,22 @@ impl Sandbox {
         })
     }
 
-    /// The API base url, e.g. `http://127.0.0.1:40123/api/v1`. A sandbox bound
-    /// to an unspecified address (`0.0.0.0`, `::`) reports the loopback address.
+    /// The API base url, e.g. `http://127.0.0.1:40123/api/v1` for Centercode,
+    /// the server root `http://127.0.0.1:40123` for ABC (routes under `/api`)
+    /// and Apptentive (`/records`). A sandbox bound to an unspecified address
+    /// (`0.0.0.0`, `::`) reports the loopback address.
     pub fn base_url(&self) -> String {
-        format!("http://{}/api/v1", self.shared.default_authority())
+        match self.shared.config.kind {
+            SandboxKind::Centercode => format!("http://{}/api/v1", self.shared.default_authority()),
+            SandboxKind::Abc | SandboxKind::Apptentive => {
+                format!("http://{}", self.shared.default_authority())
+            }
+        }
+    }
+
+    /// Which server this sandbox stands in for.
+    pub fn kind(&self) -> SandboxKind {
+        self.shared.config.kind
     }
 
     /// The port listened on (the one picked when the config said 0).
@@ -481,12 +561,21 @@ impl Sandbox {
         self.shared.keys.set(key);
     }
 
-    /// Every feedback created, in order.
+    /// Every feedback created, in order. For ABC, `id` and `key` are the
+    /// numeric feedback id as text and `body` the feedback's data (with image
+    /// urls the server put in its IMAGES fields); for Apptentive, `id` and
+    /// `key` are the record id and `body` the posted record, each `file`
+    /// value replaced by `{"size","sha256"}` of the decoded file (the files
+    /// are in [`Sandbox::uploads`]).
     pub fn feedback(&self) -> Vec<CreatedFeedback> {
         self.shared.lock().feedback.clone()
     }
 
-    /// Every upload accepted, in order.
+    /// Every upload accepted, in order. For ABC: each image of a multipart
+    /// create (`feedback_key` the feedback id, `element_key` the IMAGES
+    /// field) and each presigned PUT (`feedback_key` empty, `element_key`
+    /// `presigned`, `file_name` the object key). For Apptentive: each decoded
+    /// `file` entry (`feedback_key` the record id, `element_key` its reference).
     pub fn uploads(&self) -> Vec<ReceivedUpload> {
         self.shared.lock().uploads.clone()
     }
@@ -574,6 +663,8 @@ pub(crate) struct State {
     pub(crate) uploads: Vec<ReceivedUpload>,
     pub(crate) requests: Vec<RequestRecord>,
     pub(crate) next_key: u64,
+    /// ABC: signatures of the presigned urls handed out, with their object keys.
+    pub(crate) presigned: Vec<(String, String)>,
 }
 
 /// The rate-limit view of one answer.
@@ -582,6 +673,8 @@ pub(crate) struct RateInfo {
     pub(crate) reset: SystemTime,
     pub(crate) limited: bool,
     pub(crate) retry_after_secs: u64,
+    /// Whether answers carry Centercode's `X-Rate-Limit-*` headers.
+    pub(crate) headers: bool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -652,18 +745,21 @@ impl Shared {
         let reset = start_wall + Duration::from_secs(1);
         let until_reset = (start + Duration::from_secs(1)).saturating_duration_since(now);
         let retry_after_secs = until_reset.as_secs() + u64::from(until_reset.subsec_nanos() > 0);
+        let headers = self.config.kind == SandboxKind::Centercode;
         match st.rate_limit {
             None => RateInfo {
                 remaining: UNLIMITED_REMAINING,
                 reset,
                 limited: false,
                 retry_after_secs: retry_after_secs.max(1),
+                headers,
             },
             Some(limit) => RateInfo {
                 remaining: limit.saturating_sub(used),
                 reset,
                 limited: count && used > limit,
                 retry_after_secs: retry_after_secs.max(1),
+                headers,
             },
         }
     }
@@ -752,7 +848,7 @@ impl KeyNode {
         node
     }
 
-    fn current(&self) -> &str {
+    pub(crate) fn current(&self) -> &str {
         &self.last().key
     }
 
@@ -802,6 +898,7 @@ pub(crate) fn handle_control(
             Ok(Response::json(
                 200,
                 &json!({
+                    "kind": shared.config.kind.as_str(),
                     "feedback": st.feedback,
                     "uploads": st.uploads,
                     "requests": requests,

@@ -1,0 +1,331 @@
+//! An ABC User Feedback destination's settings, checked when made.
+
+use crate::destinations::{check_base_url, check_secret, DestinationConfigError};
+use std::fmt;
+use std::time::Duration;
+
+/// How images reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ImageMode {
+    /// `POST .../feedbacks-with-images`, the images as file parts (default).
+    #[default]
+    Multipart,
+    /// `GET .../image-upload-url`, `PUT` to the presigned URL, then the
+    /// object URLs in a JSON create. Needs the channel's S3 config and a
+    /// store that does not enforce the empty-body checksum ABC signs.
+    Presigned,
+}
+
+/// Where each part of a report goes: the channel's field keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AbcFieldMap {
+    /// The summary's field; default `message`.
+    pub summary: String,
+    /// The description's field, if any.
+    pub description: Option<String>,
+    /// The submitter's field, if any.
+    pub submitter: Option<String>,
+    /// A TEXT field for the crash log; without one crash reports are refused.
+    pub crash_log: Option<String>,
+    /// A KEYWORD field for the report's UUID: lets a lost answer be looked up.
+    pub client_id: Option<String>,
+    /// The IMAGES field that receives images; without one images are rejected.
+    pub images: Option<String>,
+    /// Context items: `(block.key, field)`, e.g. `("device.os_name", "os")`.
+    pub context: Vec<(String, String)>,
+}
+
+impl Default for AbcFieldMap {
+    fn default() -> Self {
+        AbcFieldMap {
+            summary: "message".to_string(),
+            description: None,
+            submitter: None,
+            crash_log: None,
+            client_id: None,
+            images: None,
+            context: Vec::new(),
+        }
+    }
+}
+
+/// A checked ABC destination. Its Debug output never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct AbcConfig {
+    /// The server's root, e.g. `https://feedback.example.com` (routes are under `/api`).
+    pub base_url: String,
+    /// The numeric project id.
+    pub project_id: u64,
+    /// The numeric channel id.
+    pub channel_id: u64,
+    api_key: String,
+    /// Field keys for each part of a report.
+    pub map: AbcFieldMap,
+    /// Issue names attached to every feedback (`issueNames`).
+    pub issue_names: Vec<String>,
+    /// How images are sent.
+    pub image_mode: ImageMode,
+    /// Timeout of one exchange.
+    pub timeout: Duration,
+    /// Requests per second we allow ourselves (ABC has no limit of its own).
+    pub polite_rate_per_sec: u32,
+}
+
+impl fmt::Debug for AbcConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbcConfig")
+            .field("base_url", &self.base_url)
+            .field("project_id", &self.project_id)
+            .field("channel_id", &self.channel_id)
+            .field("api_key", &"<redacted>")
+            .field("map", &self.map)
+            .field("issue_names", &self.issue_names)
+            .field("image_mode", &self.image_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+fn numeric_id(setting: &str, v: &str) -> Result<u64, DestinationConfigError> {
+    let v = v.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DestinationConfigError::new(
+            setting,
+            format!("must be a number (ABC's ids are numeric), got {v:?}"),
+        ));
+    }
+    match v.parse::<u64>() {
+        Ok(0) => Err(DestinationConfigError::new(setting, "must be at least 1")),
+        Ok(n) if n <= i64::MAX as u64 => Ok(n),
+        _ => Err(DestinationConfigError::new(setting, "is too large")),
+    }
+}
+
+fn field_key(role: &str, key: &str) -> Result<String, DestinationConfigError> {
+    let key = key.trim();
+    let setting = format!("map.{role}");
+    if key.is_empty() {
+        return Err(DestinationConfigError::new(&setting, "names no field"));
+    }
+    if [
+        "id",
+        "ids",
+        "issues",
+        "issueIds",
+        "createdAt",
+        "updatedAt",
+        "issueNames",
+    ]
+    .contains(&key)
+    {
+        return Err(DestinationConfigError::new(
+            &setting,
+            format!("{key:?} is a key ABC reserves"),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// The default polite rate: ABC has no limit, we still pace ourselves.
+pub(crate) const ABC_POLITE_RATE: u32 = 5;
+
+impl AbcConfig {
+    /// Checks and builds a destination. `map` gives `(role, field key)`
+    /// pairs; roles are `summary`, `description`, `submitter`, `crash_log`,
+    /// `client_id`, `images` and `context.<block>.<key>`.
+    pub(crate) fn new(
+        base_url: &str,
+        project_id: &str,
+        channel_id: &str,
+        api_key: &str,
+        map: &[(&str, &str)],
+    ) -> Result<AbcConfig, DestinationConfigError> {
+        let base_url = check_base_url("base_url", base_url)?;
+        let project_id = numeric_id("project_id", project_id)?;
+        let channel_id = numeric_id("channel_id", channel_id)?;
+        check_secret("api_key", api_key)?;
+        let mut fields = AbcFieldMap::default();
+        let mut seen: Vec<String> = Vec::new();
+        for (role, key) in map {
+            let key = field_key(role, key)?;
+            let slot = match *role {
+                "summary" => {
+                    fields.summary = key.clone();
+                    None
+                }
+                "description" => Some(&mut fields.description),
+                "submitter" => Some(&mut fields.submitter),
+                "crash_log" => Some(&mut fields.crash_log),
+                "client_id" => Some(&mut fields.client_id),
+                "images" => Some(&mut fields.images),
+                r if r.starts_with("context.") => {
+                    let item = &r["context.".len()..];
+                    let ok = item
+                        .split_once('.')
+                        .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+                    if !ok {
+                        return Err(DestinationConfigError::new(
+                            &format!("map.{r}"),
+                            "a context role is context.<block>.<key>, e.g. context.device.os_name",
+                        ));
+                    }
+                    fields.context.push((item.to_string(), key.clone()));
+                    None
+                }
+                other => {
+                    return Err(DestinationConfigError::new(
+                        &format!("map.{other}"),
+                        "unknown role: use summary, description, submitter, crash_log, client_id, images or context.<block>.<key>",
+                    ))
+                }
+            };
+            if let Some(slot) = slot {
+                if slot.is_some() {
+                    return Err(DestinationConfigError::new(
+                        &format!("map.{role}"),
+                        "is given twice",
+                    ));
+                }
+                *slot = Some(key.clone());
+            }
+            if seen.contains(&key) && *role != "summary" {
+                return Err(DestinationConfigError::new(
+                    &format!("map.{role}"),
+                    format!("the field {key:?} already receives another role"),
+                ));
+            }
+            seen.push(key);
+        }
+        Ok(AbcConfig {
+            base_url,
+            project_id,
+            channel_id,
+            api_key: api_key.to_string(),
+            map: fields,
+            issue_names: Vec::new(),
+            image_mode: ImageMode::Multipart,
+            timeout: Duration::from_secs(60),
+            polite_rate_per_sec: ABC_POLITE_RATE,
+        })
+    }
+
+    /// Sets the issue names sent as `issueNames` (each non-empty).
+    pub(crate) fn with_issue_names(
+        mut self,
+        names: &[&str],
+    ) -> Result<AbcConfig, DestinationConfigError> {
+        if names.iter().any(|n| n.trim().is_empty()) {
+            return Err(DestinationConfigError::new(
+                "issue_names",
+                "an issue name is empty",
+            ));
+        }
+        self.issue_names = names.iter().map(|n| n.to_string()).collect();
+        Ok(self)
+    }
+
+    /// Chooses how images are sent.
+    pub(crate) fn with_image_mode(mut self, mode: ImageMode) -> AbcConfig {
+        self.image_mode = mode;
+        self
+    }
+
+    /// The key, for the `x-api-key` header only.
+    pub(crate) fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// `{base}/api/projects/{p}/channels/{c}`.
+    pub(crate) fn channel_url(&self) -> String {
+        format!(
+            "{}/api/projects/{}/channels/{}",
+            self.base_url, self.project_id, self.channel_id
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(r: Result<AbcConfig, DestinationConfigError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_config_maps_every_role() {
+        let c = AbcConfig::new(
+            "https://abc.example/",
+            "12",
+            "3",
+            "k-1",
+            &[
+                ("summary", "title"),
+                ("description", "description"),
+                ("submitter", "submitter"),
+                ("crash_log", "crash_log"),
+                ("client_id", "client_id"),
+                ("images", "images"),
+                ("context.device.os_name", "os"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.channel_url(),
+            "https://abc.example/api/projects/12/channels/3"
+        );
+        assert_eq!(c.map.summary, "title");
+        assert_eq!(c.map.crash_log.as_deref(), Some("crash_log"));
+        assert_eq!(
+            c.map.context,
+            vec![("device.os_name".to_string(), "os".to_string())]
+        );
+        assert_eq!(c.image_mode, ImageMode::Multipart);
+        let d = AbcConfig::new("http://h", "1", "1", "k", &[]).unwrap();
+        assert_eq!(d.map.summary, "message", "default summary field");
+        assert!(!format!("{c:?}").contains("k-1"));
+    }
+
+    #[test]
+    fn each_bad_value_gets_its_own_error() {
+        let ok_map: &[(&str, &str)] = &[];
+        assert!(err(AbcConfig::new("http://h", "abc", "1", "k", ok_map))
+            .starts_with("project_id: must be a number"));
+        assert!(err(AbcConfig::new("http://h", "1x", "1", "k", ok_map)).contains("project_id"));
+        assert!(err(AbcConfig::new("http://h", "1", "-2", "k", ok_map)).starts_with("channel_id"));
+        assert!(err(AbcConfig::new("http://h", "0", "1", "k", ok_map)).contains("at least 1"));
+        assert!(
+            err(AbcConfig::new("http://h", "1", "1", "", ok_map)).starts_with("api_key: is empty")
+        );
+        assert!(err(AbcConfig::new("h", "1", "1", "k", ok_map)).starts_with("base_url"));
+        let e = err(AbcConfig::new("http://h", "1", "1", "k", &[("title", "x")]));
+        assert!(e.starts_with("map.title: unknown role"), "{e}");
+        let e = err(AbcConfig::new(
+            "http://h",
+            "1",
+            "1",
+            "k",
+            &[("client_id", "id")],
+        ));
+        assert!(e.contains("reserves"), "{e}");
+        let e = err(AbcConfig::new(
+            "http://h",
+            "1",
+            "1",
+            "k",
+            &[("context.device", "os")],
+        ));
+        assert!(e.contains("context.<block>.<key>"), "{e}");
+        let e = err(AbcConfig::new(
+            "http://h",
+            "1",
+            "1",
+            "k",
+            &[("submitter", "a"), ("client_id", "a")],
+        ));
+        assert!(e.contains("another role"), "{e}");
+        let e = AbcConfig::new("http://h", "1", "1", "k", &[])
+            .unwrap()
+            .with_issue_names(&[" "]);
+        assert!(e.unwrap_err().to_string().starts_with("issue_names"));
+    }
+}
