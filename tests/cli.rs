@@ -717,3 +717,72 @@ fn lookup_options_keep_a_lost_answer_from_making_a_duplicate() {
         stderr(&o)
     );
 }
+
+/// `sandbox --kind abc|apptentive` serves that server's routes, with its
+/// own way of taking the key, and says so in its banner.
+#[test]
+fn the_sandbox_stands_in_for_abc_and_apptentive() {
+    use std::io::{BufRead, BufReader};
+    let post = |url: String, headers: &[(&str, &str)], body: &str| -> (u16, String) {
+        let mut req = ureq::post(url).config().http_status_as_error(false).build();
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut answer = req.send(body).unwrap();
+        (
+            answer.status().as_u16(),
+            answer.body_mut().read_to_string().unwrap(),
+        )
+    };
+    for kind in ["abc", "apptentive"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldreport"))
+            .args(["sandbox", "--kind", kind, "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let second = lines.next().unwrap().unwrap();
+        let base = first.rsplit(' ').next().unwrap().to_string();
+        assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+        let (with_key, without_key, refused) = if kind == "abc" {
+            assert!(
+                first.starts_with("ABC User Feedback sandbox listening at"),
+                "{first}"
+            );
+            assert!(second.contains("x-api-key"), "{second}");
+            let key = second.split_whitespace().nth(4).unwrap().to_string();
+            let url = format!("{base}/api/projects/1/channels/1/feedbacks");
+            let json = ("Content-Type", "application/json");
+            (
+                post(
+                    url.clone(),
+                    &[json, ("x-api-key", &key)],
+                    r#"{"message":"from the cli test"}"#,
+                ),
+                post(url, &[json], r#"{"message":"no key"}"#),
+                403,
+            )
+        } else {
+            assert!(
+                first.starts_with("Apptentive sandbox listening at"),
+                "{first}"
+            );
+            let token = second.rsplit(' ').next().unwrap().to_string();
+            let url = format!("{base}/records");
+            let json = ("Content-Type", "application/json");
+            let auth = format!("OAuth {token}");
+            let body = r#"{"feedback":{"feedback":"from the cli test","type":"bug"},"date":"12/07/2026 05:52PM+0000"}"#;
+            (
+                post(url.clone(), &[json, ("Authorization", &auth)], body),
+                post(url, &[json], body),
+                401,
+            )
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(with_key.0, 201, "{kind}: {}", with_key.1);
+        assert!(with_key.1.contains("\"id\""), "{kind}: {}", with_key.1);
+        assert_eq!(without_key.0, refused, "{kind}: {}", without_key.1);
+    }
+}

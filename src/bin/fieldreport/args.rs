@@ -309,6 +309,20 @@ pub struct SandboxArgs {
     /// TCP port on 127.0.0.1; 0 picks a free one
     #[arg(long, default_value_t = 8480)]
     pub port: u16,
+    /// Which server to stand in for
+    #[arg(long, value_enum, default_value_t = SandboxKindArg::Centercode)]
+    pub kind: SandboxKindArg,
+}
+
+/// The servers a sandbox can stand in for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SandboxKindArg {
+    /// Centercode's External Feedback API
+    Centercode,
+    /// the ABC User Feedback server
+    Abc,
+    /// Apptentive's records API
+    Apptentive,
 }
 
 fn parse_field(spec: &str) -> Result<(String, Value), String> {

@@ -7,7 +7,7 @@ use fieldreport::sandbox::{Sandbox, SandboxConfig};
 use fieldreport::{Attachment, Client, Config, CrashReport, Feedback, ReportState, ServerConfig};
 use serde_json::json;
 
-use crate::args::SandboxArgs;
+use crate::args::{SandboxArgs, SandboxKindArg};
 use crate::fail::{exit_for, Fail, EXIT_FAILURE, EXIT_OK};
 
 /// What the sandbox offers, for the banner and `help sandbox`: its file
@@ -37,20 +37,51 @@ pub fn offers() -> String {
 }
 
 /// `sandbox`: serves until killed. The first line is the one that the
-/// bindings' tests parse (`listening at http://127.0.0.1:PORT/api/v1`).
+/// bindings' tests parse (`listening at http://127.0.0.1:PORT/api/v1`, or
+/// the server's root for ABC and Apptentive).
 pub fn sandbox(a: &SandboxArgs) -> Result<u8, Fail> {
+    let base = match a.kind {
+        SandboxKindArg::Centercode => SandboxConfig::default(),
+        SandboxKindArg::Abc => SandboxConfig::abc(),
+        SandboxKindArg::Apptentive => SandboxConfig::apptentive(),
+    };
     let sb = Sandbox::start(SandboxConfig {
         port: a.port,
-        ..SandboxConfig::default()
+        ..base.clone()
     })
     .map_err(|e| Fail(EXIT_FAILURE, format!("cannot start the sandbox: {e}")))?;
-    println!("Centercode sandbox listening at {}", sb.base_url());
-    println!(
-        "  api key: {}  project: WidgetPro  feedback type: Mobile",
-        sb.api_key()
-    );
-    for line in offers().lines() {
-        println!("  {line}");
+    match a.kind {
+        SandboxKindArg::Centercode => {
+            println!("Centercode sandbox listening at {}", sb.base_url());
+            println!(
+                "  api key: {}  project: WidgetPro  feedback type: Mobile",
+                sb.api_key()
+            );
+            for line in offers().lines() {
+                println!("  {line}");
+            }
+        }
+        SandboxKindArg::Abc => {
+            println!("ABC User Feedback sandbox listening at {}", sb.base_url());
+            println!(
+                "  api key (x-api-key header): {}  project: {}  channel: {}",
+                sb.api_key(),
+                base.abc.project_id,
+                base.abc.channel_id
+            );
+            let fields: Vec<String> = base
+                .abc
+                .fields
+                .iter()
+                .map(|f| format!("{} ({})", f.key, f.format.as_str()))
+                .collect();
+            println!("  channel fields: {}", fields.join(", "));
+        }
+        SandboxKindArg::Apptentive => {
+            println!("Apptentive sandbox listening at {}", sb.base_url());
+            println!("  token (Authorization: OAuth ...): {}", sb.api_key());
+            println!("  records: POST {}/records", sb.base_url());
+        }
     }
     println!("  state: GET http://127.0.0.1:{}/_sandbox/state", sb.port());
     sb.run_forever()
