@@ -255,14 +255,9 @@ fn a_full_disk_refuses_the_new_report_and_keeps_the_others() {
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .expect("checkpoint");
     fill(&filler);
-    let no_reserve = Client::open(fieldreport::Config {
-        policy: fieldreport::Policy {
-            disk_reserve_bytes: 0,
-            ..cfg.policy.clone()
-        },
-        ..cfg.clone()
-    })
-    .expect("open");
+    let mut without_reserve = cfg.clone();
+    without_reserve.policy.disk_reserve_bytes = 0;
+    let no_reserve = Client::open(without_reserve).expect("open");
     let without = no_reserve.flush(Duration::from_secs(20));
     assert_eq!(without.map(|r| r.pending), Err(Error::StorageFull));
     assert!(sb.requests().is_empty(), "a refused flush sent requests");

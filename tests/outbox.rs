@@ -222,9 +222,10 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
         ),
         (
             "no company nor url",
-            server(ServerConfig {
-                base_url: None,
-                ..base()
+            server({
+                let mut s = base();
+                s.base_url = None;
+                s
             }),
         ),
         (
@@ -233,23 +234,26 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
         ),
         (
             "empty key",
-            server(ServerConfig {
-                api_key: ApiKey::new(""),
-                ..base()
+            server({
+                let mut s = base();
+                s.api_key = ApiKey::new("");
+                s
             }),
         ),
         (
             "project with slash",
-            server(ServerConfig {
-                project_key: "a/b".into(),
-                ..base()
+            server({
+                let mut s = base();
+                s.project_key = "a/b".into();
+                s
             }),
         ),
         (
             "empty type",
-            server(ServerConfig {
-                feedback_type_key: "".into(),
-                ..base()
+            server({
+                let mut s = base();
+                s.feedback_type_key = "".into();
+                s
             }),
         ),
         ("zero cap", zero_cap),

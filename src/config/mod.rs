@@ -49,6 +49,9 @@ impl fmt::Display for ApiKey {
 }
 
 /// Which Centercode server, project and feedback source to deliver to.
+// Fields may be added in a minor release: build it with its
+// constructor and set fields, never with a struct literal.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Full API base URL, e.g. `https://acme.centercode.com/api/v1`. When
@@ -183,6 +186,9 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 }
 
 /// The app that embeds the library, recorded with every report.
+// Fields may be added in a minor release: build it with its
+// constructor and set fields, never with a struct literal.
+#[non_exhaustive]
 #[derive(Debug, Clone, Default)]
 pub struct AppInfo {
     /// App name, e.g. `WidgetPro`.
@@ -209,6 +215,9 @@ pub enum Durability {
 }
 
 /// Every limit the library enforces, in one place.
+// Fields may be added in a minor release: build it with its
+// constructor and set fields, never with a struct literal.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Most undelivered reports kept; beyond it, machine-made reports are
@@ -376,6 +385,9 @@ impl Policy {
 }
 
 /// Everything needed to open a [`Client`](crate::Client).
+// Fields may be added in a minor release: build it with its
+// constructor and set fields, never with a struct literal.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The outbox directory; created (owner-only) if missing.
@@ -434,6 +446,18 @@ impl Config {
             consent_default: true,
             transport: None,
         }
+    }
+
+    /// The same config with this policy.
+    pub fn with_policy(mut self, policy: Policy) -> Config {
+        self.policy = policy;
+        self
+    }
+
+    /// The same config with this app's name, version and so on.
+    pub fn with_app(mut self, app: AppInfo) -> Config {
+        self.app = app;
+        self
     }
 
     /// Sends every request through the app's `transport` instead of the

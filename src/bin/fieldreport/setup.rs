@@ -112,37 +112,36 @@ pub fn config(
 /// open (its complaints are renamed to these options, see `fail`).
 pub fn rig_policy(p: &PolicyOpts) -> Result<Policy, Fail> {
     let too_long = |option: &str| bad_input(format!("{option} is too long"));
-    Ok(Policy {
-        max_bytes: p.max_outbox_bytes.0,
-        max_reports: p.max_reports,
-        max_age: p
-            .max_age_days
-            .days()
-            .ok_or_else(|| too_long("--max-age-days"))?,
-        max_attachment_bytes: p.max_attachment_bytes.0,
-        max_attachments: p.max_attachments,
-        max_attempts: p.max_attempts,
-        retry_base: p
-            .retry_base_secs
-            .secs()
-            .ok_or_else(|| too_long("--retry-base-secs"))?,
-        retry_max: p
-            .retry_max_secs
-            .secs()
-            .ok_or_else(|| too_long("--retry-max-secs"))?,
-        request_timeout: p
-            .request_timeout_secs
-            .secs()
-            .ok_or_else(|| too_long("--request-timeout-secs"))?,
-        connect_timeout: p
-            .connect_timeout_secs
-            .secs()
-            .ok_or_else(|| too_long("--connect-timeout-secs"))?,
-        max_requests_per_sec: p.max_requests_per_sec,
-        durability: match p.durability {
-            DurabilityArg::Full => Durability::Full,
-            DurabilityArg::Normal => Durability::Normal,
-        },
-        ..Policy::default()
-    })
+    let mut policy = Policy::default();
+    policy.max_bytes = p.max_outbox_bytes.0;
+    policy.max_reports = p.max_reports;
+    policy.max_age = p
+        .max_age_days
+        .days()
+        .ok_or_else(|| too_long("--max-age-days"))?;
+    policy.max_attachment_bytes = p.max_attachment_bytes.0;
+    policy.max_attachments = p.max_attachments;
+    policy.max_attempts = p.max_attempts;
+    policy.retry_base = p
+        .retry_base_secs
+        .secs()
+        .ok_or_else(|| too_long("--retry-base-secs"))?;
+    policy.retry_max = p
+        .retry_max_secs
+        .secs()
+        .ok_or_else(|| too_long("--retry-max-secs"))?;
+    policy.request_timeout = p
+        .request_timeout_secs
+        .secs()
+        .ok_or_else(|| too_long("--request-timeout-secs"))?;
+    policy.connect_timeout = p
+        .connect_timeout_secs
+        .secs()
+        .ok_or_else(|| too_long("--connect-timeout-secs"))?;
+    policy.max_requests_per_sec = p.max_requests_per_sec;
+    policy.durability = match p.durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Normal => Durability::Normal,
+    };
+    Ok(policy)
 }
