@@ -2,10 +2,12 @@
  * fieldreport from C: open a client, submit feedback with a screenshot,
  * submit a crash log, deliver, print the receipts, free everything.
  *
- * Build (from the repository root, after `cargo build --release`):
+ * Build (from the repository root, after `bindings/c/build.sh`, which
+ * builds the library and its pkg-config files; bindings/c/README.md):
  *
- *   cc -std=c11 -Wall -Wextra -I bindings/c examples/c/example.c \
- *      target/release/libfieldreport.a -lpthread -ldl -lm -o example
+ *   export PKG_CONFIG_PATH="${CARGO_TARGET_DIR:-$PWD/target}/release/pkgconfig"
+ *   cc -std=c11 -Wall -Wextra examples/c/example.c \
+ *      $(pkg-config --cflags --libs fieldreport-static) -o example
  *
  * Run against a local sandbox (`fieldreport sandbox --port 8480`):
  *

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -810,16 +811,93 @@ impl From<core_report::Event> for Event {
 /// Implemented in the foreign language; see `DeliveryListener` in uniffi.udl.
 pub trait DeliveryListener: Send + Sync {
     /// One event.
-    fn on_event(&self, event: Event);
+    fn on_event(&self, event: Event) -> Result<(), ListenerError>;
 }
 
-/// Adapts a foreign listener to the core's [`core_report::Listener`]. A
-/// foreign exception surfaces as a panic, which the core catches.
-struct ListenerAdapter(Box<dyn DeliveryListener>);
+/// Why a foreign listener failed; see `ListenerError` in uniffi.udl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerError {
+    /// The listener's exception, as the foreign language prints it.
+    Failed { reason: String },
+}
+
+impl fmt::Display for ListenerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerError::Failed { reason } => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for ListenerError {}
+
+/// Any exception the listener throws. Declaring the callback as throwing
+/// makes uniffi hand it over as a value instead of panicking, which would
+/// print a Rust backtrace for an app bug.
+impl From<uniffi::UnexpectedUniFFICallbackError> for ListenerError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        ListenerError::Failed { reason: e.reason }
+    }
+}
+
+/// The longest line printed about a failed listener.
+const MAX_LISTENER_LINE: usize = 300;
+
+/// The one line printed for a listener's exception: its first line (a JVM
+/// stack trace follows the message), cut to [`MAX_LISTENER_LINE`].
+fn listener_failure_line(error: &ListenerError) -> String {
+    let ListenerError::Failed { reason } = error;
+    let mut first = reason.lines().next().unwrap_or("").trim().to_string();
+    if first.is_empty() {
+        first = "(no message)".to_string();
+    }
+    if first.len() > MAX_LISTENER_LINE {
+        let mut cut = MAX_LISTENER_LINE;
+        while !first.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        first.truncate(cut);
+        first.push('…');
+    }
+    format!(
+        "fieldreport: the DeliveryListener threw {first}; delivery goes on \
+         (later exceptions of this listener are not shown)"
+    )
+}
+
+/// Adapts a foreign listener to the core's [`core_report::Listener`]. An
+/// exception is an app bug that must not stop delivery: the first one of
+/// each listener is printed as one line on stderr, the rest are ignored.
+struct ListenerAdapter {
+    listener: Box<dyn DeliveryListener>,
+    /// Whether an exception of this listener was printed already.
+    reported: AtomicBool,
+}
+
+impl ListenerAdapter {
+    fn new(listener: Box<dyn DeliveryListener>) -> Self {
+        ListenerAdapter {
+            listener,
+            reported: AtomicBool::new(false),
+        }
+    }
+
+    /// Delivers one event; returns the line to print for a failure, the
+    /// first time only.
+    fn deliver(&self, event: Event) -> Option<String> {
+        let error = self.listener.on_event(event).err()?;
+        if self.reported.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        Some(listener_failure_line(&error))
+    }
+}
 
 impl core_report::Listener for ListenerAdapter {
     fn on_event(&self, event: core_report::Event) {
-        self.0.on_event(event.into());
+        if let Some(line) = self.deliver(event.into()) {
+            eprintln!("{line}");
+        }
     }
 }
 
@@ -1081,7 +1159,7 @@ impl FieldReportClient {
 
     fn set_listener(&self, listener: Option<Box<dyn DeliveryListener>>) {
         self.inner.set_listener(
-            listener.map(|l| Arc::new(ListenerAdapter(l)) as Arc<dyn core_report::Listener>),
+            listener.map(|l| Arc::new(ListenerAdapter::new(l)) as Arc<dyn core_report::Listener>),
         );
     }
 
@@ -1334,5 +1412,63 @@ mod tests {
             }
             other => panic!("expected InvalidConfig, got {:?}", other.err()),
         }
+    }
+
+    /// A listener that fails on every event, as a foreign one whose
+    /// exception uniffi hands over.
+    struct Throwing {
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl DeliveryListener for Throwing {
+        fn on_event(&self, _: Event) -> Result<(), ListenerError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            Err(uniffi::UnexpectedUniFFICallbackError::new(
+                "java.lang.IllegalStateException: listener bug\n\tat App.onEvent(App.kt:12)\n\tat x.y(z)",
+            )
+            .into())
+        }
+    }
+
+    #[test]
+    fn a_throwing_listener_gives_one_line_once() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let adapter = ListenerAdapter::new(Box::new(Throwing {
+            calls: calls.clone(),
+        }));
+        let event = || Event::Evicted {
+            id: 1,
+            reason: "cap".into(),
+        };
+        let line = adapter
+            .deliver(event())
+            .expect("the first exception is reported");
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("java.lang.IllegalStateException: listener bug"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("App.kt"),
+            "the stack trace is left out: {line}"
+        );
+        // Every later event still reaches the listener, silently.
+        assert_eq!(adapter.deliver(event()), None);
+        assert_eq!(adapter.deliver(event()), None);
+        assert_eq!(calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_listener_failure_line_is_bounded() {
+        let long = ListenerError::Failed {
+            reason: "é".repeat(1000),
+        };
+        let line = listener_failure_line(&long);
+        assert!(line.len() < MAX_LISTENER_LINE + 200, "{}", line.len());
+        assert!(line.contains('…'));
+        let empty = ListenerError::Failed {
+            reason: "\n\tat x".into(),
+        };
+        assert!(listener_failure_line(&empty).contains("(no message)"));
     }
 }

@@ -1,22 +1,48 @@
 #!/bin/sh
 # Builds and runs the C ABI tests:
-#   - builds the library (debug: target/debug/libfieldreport.{a,so}) and the
-#     CLI (for `fieldreport sandbox`);
+#   - builds the CLI (for `fieldreport sandbox`), then the library with
+#     bindings/c/build.sh --debug (TARGET/debug/libfieldreport.{a,so} and
+#     their pkg-config files; TARGET is $CARGO_TARGET_DIR or ./target);
 #   - starts a sandbox on a free port;
 #   - compiles tests/c/test_ffi.c and examples/c/example.c as C11
 #     (-pedantic) and as C++17, each linked statically and dynamically;
+#   - compiles the example with `pkg-config --cflags --libs` (fieldreport and
+#     fieldreport-static, in place; fieldreport after build.sh --prefix);
 #   - runs every binary, then the C and C++ tests and the example under
 #     valgrind (no definite leaks, no invalid reads or writes).
 # Each build, run and valgrind run is one step; the last line is
 # "N passed, N failed". Exits non-zero when any step failed.
 #
-# Needs: cargo, gcc, g++, valgrind. Set SKIP_VALGRIND=1 to skip valgrind.
+# Needs: cargo, gcc, g++, pkg-config, valgrind. Set SKIP_VALGRIND=1 to skip
+# valgrind.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
 
-OUT="$ROOT/target/c-tests"
+# cargo reads a relative CARGO_TARGET_DIR from where it runs: here, the root.
+TARGET=${CARGO_TARGET_DIR:-target}
+case $TARGET in
+    /*) ;;
+    *) TARGET="$ROOT/$TARGET" ;;
+esac
+export CARGO_TARGET_DIR="$TARGET"
+
+missing=""
+for tool in cargo gcc g++ pkg-config; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ "${SKIP_VALGRIND:-0}" != 1 ] && ! command -v valgrind >/dev/null 2>&1; then
+    missing="$missing valgrind"
+fi
+if [ -n "$missing" ]; then
+    echo "run.sh: not found on PATH:$missing"
+    echo "  (Debian: apt-get install gcc g++ pkg-config valgrind; cargo from rustup;"
+    echo "   SKIP_VALGRIND=1 runs without valgrind)"
+    exit 2
+fi
+
+OUT="$TARGET/c-tests"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fieldreport-c-tests.XXXXXX")
 SANDBOX_PID=""
 passed=0
@@ -55,12 +81,17 @@ step() {
 # The CLI build comes first: the plain build after it leaves the library in
 # target/debug built without the `cli` feature, as apps get it.
 step "cargo build --features cli (sandbox)" cargo build --features cli --bin fieldreport
-step "cargo build --lib (libfieldreport.a, .so)" cargo build --lib
+step "bindings/c/build.sh --debug (libfieldreport.a, .so, .pc)" bash bindings/c/build.sh --debug
 
-LIBDIR="$ROOT/target/debug"
-if [ ! -f "$LIBDIR/libfieldreport.a" ] || [ ! -f "$LIBDIR/libfieldreport.so" ] \
-    || [ ! -x "$LIBDIR/fieldreport" ]; then
-    echo "the build did not produce the libraries and the CLI; stopping"
+LIBDIR="$TARGET/debug"
+absent=""
+for f in libfieldreport.a libfieldreport.so fieldreport pkgconfig/fieldreport.pc \
+    pkgconfig/fieldreport-static.pc; do
+    [ -e "$LIBDIR/$f" ] || absent="$absent $f"
+done
+if [ -n "$absent" ]; then
+    echo "the build left these out of $LIBDIR:$absent; stopping"
+    echo "  (CARGO_TARGET_DIR=${CARGO_TARGET_DIR}; see the FAIL lines above)"
     echo "$passed passed, $((failed + 1)) failed"
     exit 1
 fi
@@ -101,6 +132,22 @@ for prog in tests/c/test_ffi.c examples/c/example.c; do
     step "g++ C++17 shared: $base" g++ $CXXFLAGS -x c++ "$prog" -x none $SHARED -o "$OUT/${base}_cpp_shared"
 done
 
+# One line, as the C README tells an app to do it: in place (shared with an
+# rpath, and static), and from an install prefix.
+PC_INPLACE="$LIBDIR/pkgconfig"
+PREFIX="$WORK/prefix"
+pc() {
+    PKG_CONFIG_PATH="$1" pkg-config --cflags --libs "$2"
+}
+pc_build() {
+    # shellcheck disable=SC2046 # pkg-config's output is meant to split
+    gcc -std=c11 -Wall -Wextra -Werror examples/c/example.c $(pc "$1" "$2") -o "$3"
+}
+step "pkg-config fieldreport: example" pc_build "$PC_INPLACE" fieldreport "$OUT/example_pc_shared"
+step "pkg-config fieldreport-static: example" pc_build "$PC_INPLACE" fieldreport-static "$OUT/example_pc_static"
+step "bindings/c/build.sh --prefix (install)" bash bindings/c/build.sh --debug --no-build --prefix "$PREFIX"
+step "pkg-config fieldreport (installed): example" pc_build "$PREFIX/lib/pkgconfig" fieldreport "$OUT/example_pc_installed"
+
 # --- Run ---------------------------------------------------------------------
 # run_test NAME BINARY [WRAPPER...]: each run gets a fresh directory.
 run_test() {
@@ -123,6 +170,14 @@ for variant in c_static c_shared cpp_static cpp_shared; do
     [ -x "$OUT/test_ffi_$variant" ] && run_test "run test_ffi ($variant)" "$OUT/test_ffi_$variant"
     [ -x "$OUT/example_$variant" ] && run_example "run example ($variant)" "$OUT/example_$variant"
 done
+for variant in pc_shared pc_static; do
+    [ -x "$OUT/example_$variant" ] && run_example "run example ($variant)" "$OUT/example_$variant"
+done
+# Installed without an rpath: found through LD_LIBRARY_PATH, as from any
+# prefix outside the loader's search path.
+[ -x "$OUT/example_pc_installed" ] \
+    && run_example "run example (pc_installed)" "$OUT/example_pc_installed" \
+        env LD_LIBRARY_PATH="$PREFIX/lib"
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ]; then
     VALGRIND="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --num-callers=30"

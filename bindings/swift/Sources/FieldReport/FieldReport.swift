@@ -3825,6 +3825,88 @@ public func FfiConverterTypeHttpBody_lower(_ value: HttpBody) -> RustBuffer {
 
 
 /**
+ * Why a listener failed. Any exception a listener throws reaches the
+ * library as this; the listener need not throw it itself.
+ */
+public 
+enum ListenerError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The listener failed; `reason` is its exception.
+     */
+    case Failed(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension ListenerError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeListenerError: FfiConverterRustBuffer {
+    typealias SwiftType = ListenerError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ListenerError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ListenerError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeListenerError_lift(_ buf: RustBuffer) throws -> ListenerError {
+    return try FfiConverterTypeListenerError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeListenerError_lower(_ value: ListenerError) -> RustBuffer {
+    return FfiConverterTypeListenerError.lower(value)
+}
+
+
+/**
  * Whether a report was typed by a person or made by a machine.
  */
 
@@ -4188,11 +4270,13 @@ public func FfiConverterTypeTransportError_lower(_ value: TransportError) -> Rus
 /**
  * Hears of deliveries and failures. Called on the thread that flushes (the
  * caller's, or the background sender's) after the outbox is updated; keep
- * it quick. An exception thrown by it is ignored.
+ * it quick. An exception thrown by it does not stop delivery nor remove the
+ * listener: the library prints the first one of each listener as one line
+ * on stderr and ignores the rest.
  */
 public protocol DeliveryListener: AnyObject, Sendable {
     
-    func onEvent(event: Event) 
+    func onEvent(event: Event) throws 
     
 }
 
@@ -4230,17 +4314,18 @@ fileprivate struct UniffiCallbackInterfaceDeliveryListener {
                 guard let uniffiObj = try? FfiConverterCallbackInterfaceDeliveryListener.handleMap.get(handle: uniffiHandle) else {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
-                return uniffiObj.onEvent(
+                return try uniffiObj.onEvent(
                      event: try FfiConverterTypeEvent_lift(event)
                 )
             }
 
             
             let writeReturn = { () }
-            uniffiTraitInterfaceCall(
+            uniffiTraitInterfaceCallWithError(
                 callStatus: uniffiCallStatus,
                 makeCall: makeCall,
-                writeReturn: writeReturn
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeListenerError_lower
             )
         }
     )
@@ -5167,7 +5252,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport() != 51330) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_fieldreport_checksum_method_deliverylistener_on_event() != 49167) {
+    if (uniffi_fieldreport_checksum_method_deliverylistener_on_event() != 20120) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_fieldreport_checksum_method_httptransport_send() != 43390) {

@@ -4088,6 +4088,70 @@ class _UniffiFfiConverterTypeFieldReportError(_UniffiConverterRustBuffer):
 
 
 
+# ListenerError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class ListenerError(Exception):
+    """
+    Why a listener failed. Any exception a listener throws reaches the
+    library as this; the listener need not throw it itself.
+"""
+    pass
+
+_UniffiTempListenerError = ListenerError
+
+class ListenerError:  # type: ignore
+    """
+    Why a listener failed. Any exception a listener throws reaches the
+    library as this; the listener need not throw it itself.
+"""
+    
+    class Failed(_UniffiTempListenerError):
+        """
+        The listener failed; `reason` is its exception.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ListenerError.Failed({})".format(str(self))
+    _UniffiTempListenerError.Failed = Failed # type: ignore
+
+ListenerError = _UniffiTempListenerError # type: ignore
+del _UniffiTempListenerError
+
+
+class _UniffiFfiConverterTypeListenerError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ListenerError.Failed(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, ListenerError.Failed):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, ListenerError.Failed):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
 
 
 
@@ -4333,7 +4397,9 @@ class DeliveryListener(typing.Protocol):
     """
     Hears of deliveries and failures. Called on the thread that flushes (the
     caller's, or the background sender's) after the outbox is updated; keep
-    it quick. An exception thrown by it is ignored.
+    it quick. An exception thrown by it does not stop delivery nor remove the
+    listener: the library prints the first one of each listener as one line
+    on stderr and ignores the rest.
 """
     
     def on_event(self, event: Event) -> None:
@@ -4355,10 +4421,12 @@ class _UniffiTraitImplDeliveryListenerImpl:
             uniffi_method = uniffi_obj.on_event
             return uniffi_method(*uniffi_args)
         write_return_value = lambda v: None
-        _uniffi_trait_interface_call(
+        _uniffi_trait_interface_call_with_error(
                 uniffi_call_status_ptr.contents,
                 make_call,
                 write_return_value,
+                ListenerError,
+                _UniffiFfiConverterTypeListenerError.lower,
         )
 
     @_UNIFFI_CALLBACK_INTERFACE_FREE_FIELDREPORT_DELIVERY_LISTENER
@@ -5074,6 +5142,7 @@ __all__ = [
     "ReportKind",
     "Event",
     "FieldReportError",
+    "ListenerError",
     "Submission",
     "TransportError",
     "AppInfo",

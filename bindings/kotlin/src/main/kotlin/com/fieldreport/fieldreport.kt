@@ -1034,7 +1034,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_fieldreport_checksum_constructor_fieldreportclient_open_with_transport() and 0xFFFF) != 51330) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_fieldreport_checksum_method_deliverylistener_on_event() and 0xFFFF) != 49167) {
+    if ((lib.uniffi_fieldreport_checksum_method_deliverylistener_on_event() and 0xFFFF) != 20120) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_fieldreport_checksum_method_httptransport_send() and 0xFFFF) != 43390) {
@@ -4457,6 +4457,75 @@ public object FfiConverterTypeHttpBody : FfiConverterRustBuffer<HttpBody>{
 
 
 
+
+
+/**
+ * Why a listener failed. Any exception a listener throws reaches the
+ * library as this; the listener need not throw it itself.
+ */
+sealed class ListenerException: kotlin.Exception() {
+    
+    /**
+     * The listener failed; `reason` is its exception.
+     */
+    class Failed(
+        
+        val `reason`: kotlin.String
+        ) : ListenerException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<ListenerException> {
+        override fun lift(error_buf: RustBuffer.ByValue): ListenerException = FfiConverterTypeListenerError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeListenerError : FfiConverterRustBuffer<ListenerException> {
+    override fun read(buf: ByteBuffer): ListenerException {
+        
+
+        return when(buf.getInt()) {
+            1 -> ListenerException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ListenerException): ULong {
+        return when(value) {
+            is ListenerException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: ListenerException, buf: ByteBuffer) {
+        when(value) {
+            is ListenerException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
 /**
  * Whether a report was typed by a person or made by a machine.
  */
@@ -4748,7 +4817,9 @@ public object FfiConverterTypeTransportError : FfiConverterRustBuffer<TransportE
 /**
  * Hears of deliveries and failures. Called on the thread that flushes (the
  * caller's, or the background sender's) after the outbox is updated; keep
- * it quick. An exception thrown by it is ignored.
+ * it quick. An exception thrown by it does not stop delivery nor remove the
+ * listener: the library prints the first one of each listener as one line
+ * on stderr and ignores the rest.
  */
 public interface DeliveryListener {
     
@@ -4770,7 +4841,12 @@ internal object uniffiCallbackInterfaceDeliveryListener {
                 )
             }
             val writeReturn = { _: Unit -> Unit }
-            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ListenerException -> FfiConverterTypeListenerError.lower(e) }
+            )
         }
     }
 

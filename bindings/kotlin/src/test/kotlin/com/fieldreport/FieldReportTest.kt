@@ -207,15 +207,48 @@ class FieldReportTest {
     }
 
     @Test
-    fun `a listener that throws does not break delivery`() {
+    fun `a listener that throws does not break delivery and is reported in one line`() {
         FieldReportClient(config()).use { client ->
+            val heard = CopyOnWriteArrayList<Event>()
             client.setListener(object : DeliveryListener {
-                override fun onEvent(event: Event) = throw IllegalStateException("listener bug")
+                override fun onEvent(event: Event) {
+                    heard.add(event)
+                    throw IllegalStateException("listener bug")
+                }
             })
-            val id = client.submit(Feedback(summary = "Thrown at"))
-            val r = client.flush(Duration.ofSeconds(30))
-            assertEquals(ReportState.DELIVERED, r.receipts.single().state)
-            assertEquals(ReportState.DELIVERED, client.report(id).state)
+            val stderr = NativeStderr.capture {
+                val id = client.submit(Feedback(summary = "Thrown at"))
+                val r = client.flush(Duration.ofSeconds(30))
+                assertEquals(ReportState.DELIVERED, r.receipts.single().state)
+                assertEquals(ReportState.DELIVERED, client.report(id).state)
+                // The listener stays set: it hears the next delivery too.
+                client.submit(Feedback(summary = "Thrown at again"))
+                assertEquals(ReportState.DELIVERED, client.flush(Duration.ofSeconds(30)).receipts.single().state)
+
+                // The exception the interface declares takes the same path.
+                client.setListener(object : DeliveryListener {
+                    override fun onEvent(event: Event) = throw ListenerException.Failed("declined")
+                })
+                client.submit(Feedback(summary = "Declined"))
+                assertEquals(ReportState.DELIVERED, client.flush(Duration.ofSeconds(30)).receipts.single().state)
+            }
+            assertEquals(2, heard.count { it is Event.Delivered }, heard.toString())
+
+            // One line per listener, its first exception only; no Rust
+            // panic message, no backtrace, no JVM stack trace.
+            val lines = stderr.lines().filter { it.isNotBlank() }
+            assertEquals(
+                listOf(
+                    "fieldreport: the DeliveryListener threw java.lang.IllegalStateException: listener bug; " +
+                        "delivery goes on (later exceptions of this listener are not shown)",
+                ),
+                lines.filter { "listener bug" in it },
+                stderr,
+            )
+            assertEquals(1, lines.count { "DeliveryListener threw" in it && "declined" in it }, stderr)
+            assertFalse("panicked" in stderr, stderr)
+            assertFalse("backtrace" in stderr, stderr)
+            assertFalse("\tat " in stderr, stderr)
         }
     }
 
