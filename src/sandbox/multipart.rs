@@ -227,12 +227,13 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
-/// Streams a multipart/form-data body, hashing the one part named `file`.
-pub(crate) fn parse_multipart<R: Read>(
+/// A scanner over a multipart body, past its preamble (at most 64 KiB) and
+/// its first boundary, and the delimiter (`CRLF--boundary`) that ends
+/// each part.
+pub(crate) fn past_preamble<R: Read>(
     src: R,
     boundary: &[u8],
-    max_file: u64,
-) -> Result<FilePart, MultipartError> {
+) -> Result<(Scanner<R>, Vec<u8>), MultipartError> {
     let mut needle = b"\r\n--".to_vec();
     needle.extend_from_slice(boundary);
     let mut scan = Scanner::new(src, needle.len());
@@ -246,6 +247,16 @@ pub(crate) fn parse_multipart<R: Read>(
         }
         Ok(())
     })?;
+    Ok((scan, needle))
+}
+
+/// Streams a multipart/form-data body, hashing the one part named `file`.
+pub(crate) fn parse_multipart<R: Read>(
+    src: R,
+    boundary: &[u8],
+    max_file: u64,
+) -> Result<FilePart, MultipartError> {
+    let (mut scan, needle) = past_preamble(src, boundary)?;
 
     let mut file: Option<FilePart> = None;
     loop {

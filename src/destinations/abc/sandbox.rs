@@ -576,7 +576,7 @@ fn create_with_images(
     let Some(boundary) = multipart_boundary(head.header("content-type")) else {
         return Ok(plain_error(406, "the request is not multipart"));
     };
-    let parts = match parse_parts(&mut *body, boundary.as_bytes(), shared, head) {
+    let parts = match parse_parts(&mut *body, boundary.as_bytes(), shared) {
         Ok(parts) => parts,
         Err(e) => return multipart_fail(e, head),
     };
@@ -620,22 +620,8 @@ fn parse_parts<R: Read>(
     src: R,
     boundary: &[u8],
     shared: &Shared,
-    head: &Head,
 ) -> Result<Vec<Part>, MultipartError> {
-    let _ = head;
-    let mut needle = b"\r\n--".to_vec();
-    needle.extend_from_slice(boundary);
-    let mut scan = Scanner::new(src, needle.len());
-    let mut preamble = 0usize;
-    scan.stream_until(&needle, &mut |bytes| {
-        preamble += bytes.len();
-        if preamble > 64 * 1024 {
-            return Err(MultipartError::Bad(
-                "no multipart boundary found".to_string(),
-            ));
-        }
-        Ok(())
-    })?;
+    let (mut scan, needle) = past_preamble(src, boundary)?;
     let mut parts = Vec::new();
     loop {
         if !scan.want(2)? {
