@@ -115,28 +115,6 @@ impl Outbox {
     /// were recorded (schema 6 and older, all Centercode's) and their gates
     /// become this destination's, in one transaction.
     pub(crate) fn bind(&mut self, name: &str, adopt_legacy: bool) -> Result<()> {
-        // Every open binds: when the destination is known and nothing is
-        // left to adopt, a read does, without a write transaction (and its
-        // fsync) at each start. The legacy check reads the queue index
-        // (undelivered rows only, bounded by the caps): delivered rows are
-        // never sent again, whichever destination they name.
-        let known: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT id FROM destinations WHERE name = ?1")?
-            .query_row(params![name], |r| r.get(0))
-            .optional()?;
-        let legacy_left = adopt_legacy
-            && self.conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM reports WHERE state IN ('queued','created','dead') AND destination = 0)
-                     OR EXISTS (SELECT 1 FROM meta WHERE key IN (?1, ?2, ?3))",
-            )?
-            .query_row(rusqlite::params_from_iter(GATES.map(|g| format!("{g}:0"))), |r| {
-                r.get::<_, bool>(0)
-            })?;
-        if let (Some(id), false) = (known, legacy_left) {
-            self.dest = id;
-            return Ok(());
-        }
         let tx = Tx::write(&self.conn)?;
         tx.execute(
             "INSERT INTO destinations (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
