@@ -221,6 +221,24 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
             )),
         ),
         (
+            "user info in the base URL",
+            server(ServerConfig::with_base_url(
+                "https://user@h.example/api/v1",
+                "P",
+                "T",
+                "k",
+            )),
+        ),
+        (
+            "a port that is not a number",
+            server(ServerConfig::with_base_url(
+                "https://h.example:x/api/v1",
+                "P",
+                "T",
+                "k",
+            )),
+        ),
+        (
             "no company nor url",
             server({
                 let mut s = base();

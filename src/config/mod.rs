@@ -140,6 +140,14 @@ impl ServerConfig {
             .split_once("://")
             .ok_or_else(|| Internal::Config(format!("base URL {url:?} has no scheme")))?;
         let authority = rest.split('/').next().unwrap_or("");
+        // `https://good@evil/` reads as one host and connects to another,
+        // and credentials belong in `api_key`, never in a URL.
+        if authority.contains('@') {
+            return Err(Internal::Config(
+                "base URL must not contain user info (`user@host`); the key belongs in api_key"
+                    .into(),
+            ));
+        }
         let host = host_of(authority);
         if host.is_empty() {
             return Err(Internal::Config(format!("base URL {url:?} has no host")));
@@ -163,6 +171,13 @@ impl ServerConfig {
                     "base URL scheme {other:?} is not supported (use https)"
                 )))
             }
+        }
+        // The key is bound to this origin; a URL it cannot be read from
+        // would otherwise be refused only later, after the outbox opened.
+        if crate::http::origin::Origin::of(&url).is_none() {
+            return Err(Internal::Config(format!(
+                "base URL {url:?} has no usable host and port"
+            )));
         }
         Ok(url)
     }
