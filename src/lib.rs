@@ -84,7 +84,10 @@ use http::server;
 use model::{context, json};
 
 pub use client::Client;
-pub use config::{ApiKey, AppInfo, Config, Durability, Policy, ServerConfig};
+pub use config::{
+    AbcConfig, ApiKey, AppInfo, ApptentiveConfig, Config, Destination, Durability, Policy,
+    ServerConfig,
+};
 pub use error::Error;
 pub use report::{
     Attachment, AttachmentSource, AttachmentState, AttachmentStatus, CrashLog, CrashReport,

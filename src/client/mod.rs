@@ -66,9 +66,10 @@ impl Client {
     pub fn open(config: Config) -> std::result::Result<Client, Error> {
         let base_url = config.validate()?;
         let (mut outbox, moved_aside) = Outbox::open(&config.outbox_dir, &config.policy)?;
-        // Every outbox before destinations were recorded was Centercode's,
-        // as is every config today: this client takes such reports.
-        outbox.bind(&config.destination_name(&base_url), true)?;
+        // Every outbox before destinations were recorded was Centercode's:
+        // a Centercode client takes such reports, no other does.
+        let centercode = matches!(config.destination, crate::config::Destination::Centercode);
+        outbox.bind(&config.destination_name(&base_url), centercode)?;
         outbox.sweep_orphans()?;
         let server = Server::new(
             base_url.clone(),

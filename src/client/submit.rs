@@ -2,6 +2,9 @@
 //! commit it. No network.
 
 use super::*;
+use crate::config::Destination;
+use crate::destinations::plug::{self, Neutral};
+use crate::destinations::{Outgoing, OutgoingAttachment};
 
 impl Inner {
     // ---- submit ----
@@ -297,25 +300,90 @@ impl Inner {
         )?;
         let attachments = self.stage_all(&f.attachments)?;
         let client_id = outbox::random_id();
-        let payload = self.base_payload(
+        let context = self.context_for(ReportKind::Feedback);
+        let payload = self.payload(
             &client_id,
-            f.summary.trim(),
-            f.description.as_deref(),
-            f.submitter.as_deref(),
-            &f.fields,
-        );
+            ReportKind::Feedback,
+            Neutral {
+                summary: f.summary.trim().to_string(),
+                description: f.description,
+                submitter: f.submitter,
+                fields: f.fields,
+            },
+            &context,
+            &attachments,
+        )?;
         Ok(NewReport {
             client_id,
             kind: ReportKind::Feedback,
             summary: f.summary.trim().to_string(),
             payload,
-            context: self.context_for(ReportKind::Feedback),
+            context,
             context_fields: self.context_fields(),
             attachments,
         })
     }
 
+    /// The body stored for the report: Centercode's request body (rows
+    /// queued before other destinations existed are delivered as stored),
+    /// or for another destination the neutral form, translated when sent,
+    /// after that destination's own checks.
+    fn payload(
+        &self,
+        client_id: &str,
+        kind: ReportKind,
+        n: Neutral,
+        context: &Map<String, Value>,
+        attachments: &[NewAttachment],
+    ) -> Result<Map<String, Value>> {
+        let dest = &self.config.destination;
+        if matches!(dest, Destination::Centercode) {
+            return Ok(self.base_payload(
+                client_id,
+                &n.summary,
+                n.description.as_deref(),
+                n.submitter.as_deref(),
+                &n.fields,
+            ));
+        }
+        let files: Vec<OutgoingAttachment> = attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| OutgoingAttachment {
+                key: a.element_key.clone(),
+                file_name: a.file_name.clone(),
+                content_type: a.content_type.clone(),
+                path: a.staged.path.clone(),
+                size: a.staged.size,
+                crash_log: kind == ReportKind::Crash && i == 0,
+            })
+            .collect();
+        let blocks = context::blocks(context);
+        let report = Outgoing {
+            client_id,
+            kind,
+            summary: &n.summary,
+            description: n.description.as_deref(),
+            submitter: n.submitter.as_deref(),
+            fields: &n.fields,
+            context: &blocks,
+            attachments: &files,
+            submitted_at: std::time::SystemTime::now(),
+        };
+        plug::check_submit(dest, &report).map_err(|e| {
+            Internal::Input(format!(
+                "this {} destination cannot take it: {e}",
+                dest.kind()
+            ))
+        })?;
+        Ok(n.to_map())
+    }
+
     pub(crate) fn context_fields(&self) -> Vec<(String, String)> {
+        if !matches!(self.config.destination, Destination::Centercode) {
+            // Other destinations map context from the stored items when sent.
+            return Vec::new();
+        }
         self.config
             .context_fields
             .iter()
@@ -395,13 +463,18 @@ impl Inner {
         }];
         attachments.extend(self.stage_all(&c.attachments)?);
         let client_id = outbox::random_id();
-        let payload = self.base_payload(
+        let payload = self.payload(
             &client_id,
-            &summary,
-            Some(&description),
-            c.submitter.as_deref(),
-            &c.fields,
-        );
+            ReportKind::Crash,
+            Neutral {
+                summary: summary.clone(),
+                description: Some(description),
+                submitter: c.submitter,
+                fields: c.fields,
+            },
+            &ctx,
+            &attachments,
+        )?;
         Ok(NewReport {
             client_id,
             kind: ReportKind::Crash,

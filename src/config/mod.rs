@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::error::{Internal, Result};
 use crate::transport::Transport;
 
+mod destination;
+pub use destination::{AbcConfig, ApptentiveConfig, Destination};
+
 /// Centercode accepts uploads "under 2gb".
 pub const CENTERCODE_MAX_UPLOAD: u64 = 2 * 1024 * 1024 * 1024 - 1;
 
@@ -427,6 +430,9 @@ pub struct Config {
     /// the library's (see [`Transport`]). Required in a build without the
     /// `builtin-http` feature.
     pub transport: Option<Arc<dyn Transport>>,
+    /// Where reports go: Centercode (described by `server`, the default),
+    /// or another server with its own settings.
+    pub destination: Destination,
 }
 
 /// Why a build without its own HTTP stack cannot open without a transport.
@@ -460,6 +466,30 @@ impl Config {
             crash_element_key: "CrashLog".into(),
             consent_default: true,
             transport: None,
+            destination: Destination::Centercode,
+        }
+    }
+
+    /// A config with default policy that delivers to an ABC User Feedback
+    /// server. Crash logs go as text into the channel's `crash_log` field.
+    pub fn abc(outbox_dir: impl Into<PathBuf>, abc: AbcConfig) -> Config {
+        Config::other(outbox_dir, Destination::Abc(abc))
+    }
+
+    /// A config with default policy that posts Apptentive records.
+    pub fn apptentive(outbox_dir: impl Into<PathBuf>, apptentive: ApptentiveConfig) -> Config {
+        Config::other(outbox_dir, Destination::Apptentive(apptentive))
+    }
+
+    fn other(outbox_dir: impl Into<PathBuf>, destination: Destination) -> Config {
+        let (base, secret) = destination.other_server().unwrap_or_default();
+        // `server` carries what every destination has (the origin the
+        // secret is bound to, the secret itself for redaction and
+        // `set_api_key`); its Centercode keys are unused.
+        let server = ServerConfig::with_base_url(base, "-", "-", secret);
+        Config {
+            destination,
+            ..Config::new(outbox_dir, server)
         }
     }
 
@@ -487,6 +517,9 @@ impl Config {
     /// the API key (a new key must not strand the queue). Reports are only
     /// ever sent to the destination they were queued for.
     pub(crate) fn destination_name(&self, base_url: &str) -> String {
+        if let Some(name) = self.destination.outbox_name() {
+            return name;
+        }
         format!(
             "centercode {base_url}/projects/{}/feedback/{}",
             self.server.project_key, self.server.feedback_type_key
@@ -499,6 +532,9 @@ impl Config {
             return Err(Internal::Config("outbox_dir is empty".into()));
         }
         let base = self.server.resolved_base_url()?;
+        if !matches!(self.destination, Destination::Centercode) {
+            return self.validate_other(base);
+        }
         for (what, value) in [
             ("project_key", &self.server.project_key),
             ("feedback_type_key", &self.server.feedback_type_key),
@@ -537,7 +573,25 @@ impl Config {
             }
         }
         self.policy.validate()?;
-        // Last: a problem in the config itself is told first.
+        self.check_stack(base)
+    }
+
+    /// The checks of a destination other than Centercode: its own settings
+    /// were checked when made; `server` holds its base URL.
+    fn validate_other(&self, base: String) -> Result<String> {
+        if !self.context_fields.is_empty() {
+            return Err(Internal::Config(format!(
+                "context_fields name Centercode fields; a {} destination maps context in its own settings",
+                self.destination.kind()
+            )));
+        }
+        self.policy.validate()?;
+        self.check_stack(base)
+    }
+
+    /// Whether this build can reach `base`; last, so that a problem in the
+    /// config itself is told first.
+    fn check_stack(&self, base: String) -> Result<String> {
         if self.transport.is_none() {
             if !cfg!(feature = "builtin-http") {
                 return Err(Internal::Config(NO_HTTP_STACK.into()));

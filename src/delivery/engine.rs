@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::Destination;
 use crate::delivery::sender::Deliver;
 use crate::delivery::{self, Created, Exchange, FileElement, RateWindow, Verdict};
 use crate::error::{Internal, Result};
@@ -29,7 +30,7 @@ const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// finishes a report also records that the next report's create is about
 /// to leave, so that each report costs one commit instead of two.
 #[derive(Default)]
-struct Chain {
+pub(super) struct Chain {
     /// When the previous report's commit marked this one as about to
     /// leave, if it did.
     premarked_at: Option<Instant>,
@@ -39,11 +40,11 @@ struct Chain {
     marked_next: Option<Instant>,
     /// This report's create is recorded as about to leave (by the previous
     /// commit or its own).
-    marked: bool,
+    pub(super) marked: bool,
     /// ...and the request went out (cleared otherwise if delivery fails).
-    sent: bool,
+    pub(super) sent: bool,
     /// The report was evicted or purged while it was being delivered.
-    gone: bool,
+    pub(super) gone: bool,
 }
 
 /// How one report's delivery ended in this flush.
@@ -191,7 +192,7 @@ impl Inner {
     }
 
     /// Waits for the shared rate limit, then records the request.
-    fn pace(&self, window: &mut RateWindow) -> Result<()> {
+    pub(super) fn pace(&self, window: &mut RateWindow) -> Result<()> {
         self.wait_turn(window);
         self.stamp(window)
     }
@@ -255,7 +256,11 @@ impl Inner {
             rejected_attachments: Vec::new(),
         };
         if row.state == ReportState::Queued {
-            let stopped = self.create(&mut row, &mut receipt, window, chain)?;
+            let stopped = if matches!(self.config.destination, Destination::Centercode) {
+                self.create(&mut row, &mut receipt, window, chain)?
+            } else {
+                self.deliver_one_request(&row, &mut receipt, window, chain)?
+            };
             if chain.gone {
                 return Ok(None);
             }
@@ -633,7 +638,7 @@ impl Inner {
     }
 
     /// A failed attempt that may be retried: schedule it and stop the batch.
-    fn fail(
+    pub(super) fn fail(
         &self,
         id: ReportId,
         attempts: u32,
@@ -664,7 +669,7 @@ impl Inner {
 
     /// Records a failed attempt and when to try again (dead after the last
     /// one allowed), and tells the listener.
-    fn schedule(
+    pub(super) fn schedule(
         &self,
         id: ReportId,
         error: &DeliveryError,
@@ -691,7 +696,12 @@ impl Inner {
         Ok(())
     }
 
-    fn kill(&self, id: ReportId, error: DeliveryError, receipt: &mut Receipt) -> Result<()> {
+    pub(super) fn kill(
+        &self,
+        id: ReportId,
+        error: DeliveryError,
+        receipt: &mut Receipt,
+    ) -> Result<()> {
         let error = self.ddb(|o| o.mark_dead(id, &error))?;
         receipt.state = ReportState::Dead;
         receipt.error = Some(error.clone());
@@ -699,7 +709,7 @@ impl Inner {
         Ok(())
     }
 
-    fn pause(&self, error: DeliveryError, receipt: &mut Receipt) -> Result<String> {
+    pub(super) fn pause(&self, error: DeliveryError, receipt: &mut Receipt) -> Result<String> {
         let fp = self.server().api_key().fingerprint();
         let probe_at = now_ms() + self.config.policy.auth_probe_interval.as_millis() as i64;
         self.ddb(|o| o.set_meta(&o.gate("auth_pause"), &format!("{fp}|{probe_at}")))?;

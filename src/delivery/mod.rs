@@ -3,6 +3,7 @@
 //! `client.rs` does the I/O and asks these functions what to do.
 
 pub(crate) mod engine;
+mod one_request;
 // Centercode's create answer and routing, read by the engine and the tests
 // below until the engine asks the destination through its translator.
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! fly (Apptentive's `file` values inside JSON, ABC's multipart with several
 //! image parts). Memory stays flat whatever the files' sizes.
 
-use crate::transport::{HttpBody, HttpRequest};
+use crate::transport::HttpBody;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -95,6 +95,7 @@ impl StreamBody {
     }
 
     /// Whether the body has no bytes.
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -164,6 +165,7 @@ pub(crate) struct BodyReader {
 
 impl BodyReader {
     /// The largest capacity its working buffer reached (for tests of flat memory).
+    #[cfg(test)]
     pub(crate) fn peak_buffer(&self) -> usize {
         self.peak_buffer
     }
@@ -303,6 +305,7 @@ pub(crate) struct Outbound {
 
 impl Outbound {
     /// A header's value (name in any case).
+    #[cfg(test)]
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -311,8 +314,9 @@ impl Outbound {
     }
 
     /// The project's request type, when the body has a shape it can carry.
-    pub(crate) fn to_http_request(&self) -> Option<HttpRequest> {
-        Some(HttpRequest {
+    #[cfg(test)]
+    pub(crate) fn to_http_request(&self) -> Option<crate::transport::HttpRequest> {
+        Some(crate::transport::HttpRequest {
             method: self.method.clone(),
             url: self.url.clone(),
             headers: self.headers.clone(),

@@ -7,14 +7,11 @@
 //! an answer's status, headers and body into a [`Verdict`]. Sending, storing
 //! and retrying are the delivery engine's.
 
-// The engine does not call the new destinations yet (issue 11): their API
-// is exercised by their tests until it is wired in.
-#![allow(dead_code)]
-
 pub(crate) mod abc;
 pub(crate) mod apptentive;
 pub(crate) mod body;
 pub(crate) mod centercode;
+pub(crate) mod plug;
 
 #[cfg(all(test, feature = "sandbox", feature = "builtin-http"))]
 mod e2e_tests;
@@ -135,6 +132,14 @@ impl fmt::Display for DestinationConfigError {
 }
 
 impl std::error::Error for DestinationConfigError {}
+
+impl From<DestinationConfigError> for crate::Error {
+    fn from(e: DestinationConfigError) -> Self {
+        crate::Error::InvalidConfig {
+            reason: e.to_string(),
+        }
+    }
+}
 
 /// Why a report cannot be turned into a destination's requests.
 #[derive(Debug, Clone, PartialEq, Eq)]

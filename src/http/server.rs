@@ -6,13 +6,15 @@
 #[cfg(feature = "builtin-http")]
 use std::fs::File;
 #[cfg(feature = "builtin-http")]
-use std::io::{Cursor, Read};
+use std::io::Cursor;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{ApiKey, Policy};
 use crate::delivery::{Answer, Exchange};
+use crate::destinations::body::Outbound;
 use crate::error::Internal;
 use crate::http::origin::Origin;
 #[cfg(feature = "builtin-http")]
@@ -319,6 +321,55 @@ impl Server {
         answer_of(outcome, |m| self.redact(m))
     }
 
+    /// Sends a destination's request as its translator built it (the
+    /// secret in a header). Only to the configured origin: a request for
+    /// anywhere else gets no answer and leaves nothing.
+    pub(crate) fn send_outbound(&self, out: &Outbound) -> Exchange {
+        if Origin::of(&out.url).as_ref() != Some(&self.origin) {
+            return Exchange::NotSent(
+                "refused: the request is not for the configured server's origin".into(),
+            );
+        }
+        let mut headers = out.headers.clone();
+        headers.push(("User-Agent".to_string(), USER_AGENT.to_string()));
+        match &self.backend {
+            // Streamed: a body with base64-encoded files is read as it goes.
+            #[cfg(feature = "builtin-http")]
+            Backend::Builtin { agent, resolver } => self.run_builtin(
+                agent,
+                resolver,
+                (&out.method, &out.url, &headers, out.timeout),
+                ureq::SendBody::from_owned_reader(out.body.reader()),
+                None,
+            ),
+            Backend::App(t) => {
+                // The app's transport takes the shapes `HttpBody` has; any
+                // other body (several files, base64) is read into memory,
+                // bounded by the destination's own request limit.
+                let body = match out.body.to_http_body() {
+                    Some(b) => b,
+                    None => {
+                        let mut bytes = Vec::with_capacity(out.body.len() as usize);
+                        if let Err(e) = out.body.reader().read_to_end(&mut bytes) {
+                            return Exchange::NotSent(format!("the outbox copy: {e}"));
+                        }
+                        HttpBody::Bytes(bytes)
+                    }
+                };
+                self.send_app(
+                    t,
+                    HttpRequest {
+                        method: out.method.clone(),
+                        url: out.url.clone(),
+                        headers,
+                        body,
+                        timeout: out.timeout,
+                    },
+                )
+            }
+        }
+    }
+
     #[cfg(feature = "builtin-http")]
     fn send_builtin(
         &self,
@@ -349,10 +400,27 @@ impl Server {
                 Err(e) => return Exchange::NotSent(format!("the outbox copy: {e}")),
             },
         };
-        let mut builder = ureq::http::Request::builder()
-            .method(method.as_str())
-            .uri(url);
-        for (name, value) in &headers {
+        self.run_builtin(
+            agent,
+            resolver,
+            (&method, &url, &headers, timeout),
+            body,
+            upload,
+        )
+    }
+
+    /// Runs one request on the builtin agent and reads its answer.
+    #[cfg(feature = "builtin-http")]
+    fn run_builtin(
+        &self,
+        agent: &ureq::Agent,
+        resolver: &CachingResolver,
+        (method, url, headers, timeout): (&str, &str, &[(String, String)], Duration),
+        body: ureq::SendBody<'_>,
+        upload: Option<Upload>,
+    ) -> Exchange {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
             builder = builder.header(name, value);
         }
         let built = match builder.body(body) {

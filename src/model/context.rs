@@ -131,3 +131,105 @@ mod tests {
         assert!(crash_description(&c).contains("Widget 2.1 (77)"));
     }
 }
+
+/// The context in the blocks of an Apptentive record (`device`,
+/// `app_version`, `client`), which every destination but Centercode maps
+/// from: the stored flat items, plus what this machine's OS tells.
+pub(crate) fn blocks(flat: &Map<String, Value>) -> Map<String, Value> {
+    let item = |k: &str| flat.get(k).filter(|v| !v.is_null()).cloned();
+    let mut device = Map::new();
+    let mut app = Map::new();
+    let mut client = Map::new();
+    let put = |block: &mut Map<String, Value>, k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            block.insert(k.into(), v);
+        }
+    };
+    put(&mut device, "os_name", item("os"));
+    put(&mut device, "cpu", item("arch"));
+    put(&mut device, "model", item("device_model"));
+    for (k, v) in host_device() {
+        put(&mut device, k, Some(Value::from(v.as_str())));
+    }
+    put(&mut app, "version", item("app_version"));
+    put(&mut app, "build_number", item("app_build"));
+    put(&mut app, "primary_locale", item("locale"));
+    put(&mut client, "version", item("library_version"));
+    put(&mut client, "platform", item("os"));
+    put(&mut client, "language", Some(Value::from("rust")));
+    let mut m = Map::new();
+    for (name, block) in [("device", device), ("app_version", app), ("client", client)] {
+        if !block.is_empty() {
+            m.insert(name.into(), Value::Object(block));
+        }
+    }
+    m
+}
+
+/// What the OS says about the device (Linux: `/etc/os-release`, the
+/// kernel release, `/sys/class/dmi/id`), read once per process: it does not
+/// change while the process runs. Never a hardware serial or id.
+fn host_device() -> &'static [(&'static str, String)] {
+    static HOST: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let mut out = Vec::new();
+        if cfg!(target_os = "linux") {
+            if let Some(release) = read("/etc/os-release") {
+                let field = |key: &str| {
+                    release.lines().find_map(|l| {
+                        l.strip_prefix(key)
+                            .and_then(|r| r.strip_prefix('='))
+                            .map(|v| v.trim_matches('"').to_string())
+                    })
+                };
+                if let Some(v) = field("VERSION_ID") {
+                    out.push(("os_version", v));
+                }
+                if let Some(v) = field("ID") {
+                    out.push(("brand", v));
+                }
+            }
+            if let Some(v) = read("/proc/sys/kernel/osrelease") {
+                out.push(("os_build", v));
+            }
+            for (key, file) in [
+                ("manufacturer", "sys_vendor"),
+                ("product", "product_name"),
+                ("board", "board_name"),
+            ] {
+                if let Some(v) = read(&format!("/sys/class/dmi/id/{file}")) {
+                    out.push((key, v));
+                }
+            }
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn flat_items_land_in_their_blocks() {
+        let mut flat = Map::new();
+        flat.insert("os".into(), Value::from("linux"));
+        flat.insert("arch".into(), Value::from("x86_64"));
+        flat.insert("app_version".into(), Value::from("2.3.1"));
+        flat.insert("app_build".into(), Value::from("4512"));
+        flat.insert("library_version".into(), Value::from("0.1.0"));
+        let b = blocks(&flat);
+        assert_eq!(b["device"]["os_name"], "linux");
+        assert_eq!(b["device"]["cpu"], "x86_64");
+        assert_eq!(b["app_version"]["version"], "2.3.1");
+        assert_eq!(b["app_version"]["build_number"], "4512");
+        assert_eq!(b["client"]["version"], "0.1.0");
+        assert!(b["app_version"].get("primary_locale").is_none());
+    }
+}

@@ -166,11 +166,16 @@ impl Outbox {
     /// Queues the reports waiting for other destinations for this one
     /// instead: the app's explicit choice (they were not created anywhere
     /// yet, or only partly: a created report keeps its server key and
-    /// goes on uploading there, so only queued ones move). Returns how many.
+    /// goes on uploading there, so only queued ones move). Only reports
+    /// stored in a form this destination reads move: Centercode's request
+    /// bodies (and every report older than schema 7) between Centercode
+    /// destinations, the neutral form between the others. Returns how many.
     pub(crate) fn retarget_other_destinations(&self) -> Result<u64> {
         Ok(self.conn.execute(
             "UPDATE reports SET destination = ?1
-             WHERE state = 'queued' AND destination != ?1 AND create_sent_at IS NULL",
+             WHERE state = 'queued' AND destination != ?1 AND create_sent_at IS NULL
+               AND (destination = 0 OR coalesce((SELECT name LIKE 'centercode %' FROM destinations WHERE id = reports.destination), 1))
+                   = coalesce((SELECT name LIKE 'centercode %' FROM destinations WHERE id = ?1), 1)",
             params![self.dest],
         )? as u64)
     }

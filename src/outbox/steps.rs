@@ -82,6 +82,28 @@ impl Outbox {
         })
     }
 
+    /// What a translator needs besides the delivery row: the report's
+    /// kind, its stored context items and when it was submitted.
+    pub(crate) fn load_neutral(
+        &self,
+        id: ReportId,
+    ) -> Result<(ReportKind, serde_json::Map<String, serde_json::Value>, i64)> {
+        let (kind, context, at) = self
+            .conn
+            .prepare_cached("SELECT kind, context, submitted_at FROM reports WHERE id = ?1")?
+            .query_row(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?
+            .ok_or(Internal::NotFound(id))?;
+        let kind = ReportKind::parse(&kind).unwrap_or(ReportKind::Feedback);
+        Ok((kind, serde_json::from_str(&context).unwrap_or_default(), at))
+    }
+
     /// Marks that a create is about to be sent: if no answer is stored
     /// afterwards, the next attempt knows the server may have it. `false`
     /// when the report is no longer queued (evicted or purged meanwhile):
@@ -141,11 +163,21 @@ impl Outbox {
             return Ok(Stored::Gone);
         }
         for (att_id, route) in routes {
-            if let Err(reason) = route {
-                tx.execute(
-                    "UPDATE attachments SET state = 'rejected', reason = ?2 WHERE id = ?1",
-                    params![att_id, reason],
-                )?;
+            match route {
+                Err(reason) => {
+                    tx.execute(
+                        "UPDATE attachments SET state = 'rejected', reason = ?2 WHERE id = ?1",
+                        params![att_id, reason],
+                    )?;
+                }
+                // A report delivered in one request took its files with it.
+                Ok(_) if delivered => {
+                    tx.execute(
+                        "UPDATE attachments SET state = 'uploaded' WHERE id = ?1 AND state = 'pending'",
+                        params![att_id],
+                    )?;
+                }
+                Ok(_) => {}
             }
         }
         let (doomed, marked) = if delivered {

@@ -7,20 +7,22 @@ use std::time::Duration;
 /// The default per-record size limit: 32 MiB of JSON (about 24 MiB of files).
 pub(crate) const DEFAULT_MAX_RECORD_BYTES: u64 = 32 * 1024 * 1024;
 
-/// A checked Apptentive destination. Its Debug output never shows the token.
+/// An Apptentive records destination: the API root and the OAuth token
+/// (sent in the `Authorization` header only). Checked when made; its Debug
+/// output never shows the token.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ApptentiveConfig {
+pub struct ApptentiveConfig {
     /// The API root, e.g. `https://api.apptentive.com`.
-    pub base_url: String,
+    pub(crate) base_url: String,
     token: String,
     /// Largest record body sent; a larger report is refused at submit.
-    pub max_record_bytes: u64,
+    pub(crate) max_record_bytes: u64,
     /// `feedback.type` of feedback; default `feedback`.
-    pub feedback_type: String,
+    pub(crate) feedback_type: String,
     /// `feedback.type` of crash reports; default `crash`.
-    pub crash_type: String,
+    pub(crate) crash_type: String,
     /// Timeout of one exchange.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl fmt::Debug for ApptentiveConfig {
@@ -36,8 +38,13 @@ impl fmt::Debug for ApptentiveConfig {
 }
 
 impl ApptentiveConfig {
-    /// Checks and builds a destination with the default limit and types.
-    pub(crate) fn new(
+    /// Checks and builds a destination with the default record limit
+    /// (32 MiB) and types (`feedback`, `crash`).
+    pub fn new(base_url: &str, token: &str) -> Result<ApptentiveConfig, crate::Error> {
+        Self::checked(base_url, token).map_err(Into::into)
+    }
+
+    pub(crate) fn checked(
         base_url: &str,
         token: &str,
     ) -> Result<ApptentiveConfig, DestinationConfigError> {
@@ -53,35 +60,47 @@ impl ApptentiveConfig {
         })
     }
 
-    /// Sets the per-record size limit (at least 1 KiB).
-    pub(crate) fn with_max_record_bytes(
-        mut self,
-        n: u64,
-    ) -> Result<ApptentiveConfig, DestinationConfigError> {
+    /// Sets the per-record size limit (at least 1 KiB): a report whose
+    /// record (files base64-encoded) would be larger is refused at submit.
+    pub fn with_max_record_bytes(mut self, n: u64) -> Result<ApptentiveConfig, crate::Error> {
         if n < 1024 {
             return Err(DestinationConfigError::new(
                 "max_record_bytes",
                 format!("must be at least 1024, got {n}"),
-            ));
+            )
+            .into());
         }
         self.max_record_bytes = n;
         Ok(self)
     }
 
     /// Sets the `feedback.type` of feedback and of crash reports.
-    pub(crate) fn with_types(
+    pub fn with_types(
         mut self,
         feedback: &str,
         crash: &str,
-    ) -> Result<ApptentiveConfig, DestinationConfigError> {
+    ) -> Result<ApptentiveConfig, crate::Error> {
         for (setting, v) in [("feedback_type", feedback), ("crash_type", crash)] {
             if v.trim().is_empty() {
-                return Err(DestinationConfigError::new(setting, "is empty"));
+                return Err(DestinationConfigError::new(setting, "is empty").into());
             }
         }
         self.feedback_type = feedback.to_string();
         self.crash_type = crash.to_string();
         Ok(self)
+    }
+
+    /// The token; for the `Authorization` header only.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The same destination with the app's newer token (`set_api_key`).
+    pub(crate) fn with_key(&self, token: &str) -> ApptentiveConfig {
+        ApptentiveConfig {
+            token: token.to_string(),
+            ..self.clone()
+        }
     }
 
     /// The `Authorization` header's value; for that header only.
@@ -103,22 +122,22 @@ mod tests {
         assert!(ApptentiveConfig::new("api.apptentive.com", "t")
             .unwrap_err()
             .to_string()
-            .starts_with("base_url"));
+            .contains(": base_url"));
         assert_eq!(
             ApptentiveConfig::new("https://h", "")
                 .unwrap_err()
                 .to_string(),
-            "token: is empty"
+            "invalid configuration: token: is empty"
         );
         let e = c.clone().with_max_record_bytes(10).unwrap_err().to_string();
         assert!(
-            e.starts_with("max_record_bytes: must be at least 1024"),
+            e.contains("max_record_bytes: must be at least 1024"),
             "{e}"
         );
         assert!(c
             .with_types("bug", "")
             .unwrap_err()
             .to_string()
-            .starts_with("crash_type"));
+            .contains(": crash_type"));
     }
 }
