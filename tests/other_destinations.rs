@@ -142,7 +142,12 @@ fn feedback_and_crash_reports_are_delivered_with_the_servers_reference() {
                     states,
                     [AttachmentState::Uploaded, AttachmentState::Rejected]
                 );
-                assert!(r.receipts[0].rejected_attachments[0].contains("image files only"));
+                let rejected = &r.receipts[0].rejected_attachments;
+                assert_eq!(rejected.len(), 1);
+                assert!(
+                    rejected[0].starts_with("notes.txt: ABC accepts image files only"),
+                    "{rejected:?}"
+                );
                 assert_eq!(created[0].body["rating"], 5);
                 assert_eq!(created[0].body["client_id"], status.client_id.as_str());
                 assert_eq!(created[0].body["os"], std::env::consts::OS);

@@ -156,14 +156,7 @@ impl Inner {
         };
         match found {
             abc::SearchVerdict::Found { id: reference } => {
-                let left_out: Vec<(usize, String)> = abc::plan_attachments(cfg, report.attachments)
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, p)| match p {
-                        abc::AttachmentPlan::Rejected { reason } => Some((i, reason)),
-                        _ => None,
-                    })
-                    .collect();
+                let left_out = plug::abc_left_out(cfg, report.attachments);
                 self.store_delivered(row, &reference, &left_out, receipt, chain)?;
                 Ok(Some(None))
             }

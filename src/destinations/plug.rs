@@ -105,13 +105,41 @@ pub(crate) fn request(
                             a.file_name
                         ),
                     )),
-                    abc::AttachmentPlan::Rejected { reason } => left_out.push((i, reason)),
+                    abc::AttachmentPlan::Rejected { reason } => {
+                        left_out.push((i, without_name(&a.file_name, reason)))
+                    }
                 }
             }
             let req = abc::create_request(cfg, report, crash, &images, &[])?;
             Ok((req, left_out))
         }
         Destination::Apptentive(cfg) => Ok((apptentive::record_request(cfg, report)?, Vec::new())),
+    }
+}
+
+/// The attachments an ABC destination leaves out, and why (for a report
+/// found by a search: what its request would have left out).
+pub(crate) fn abc_left_out(
+    cfg: &super::abc::config::AbcConfig,
+    attachments: &[super::OutgoingAttachment],
+) -> Vec<(usize, String)> {
+    abc::plan_attachments(cfg, attachments)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            abc::AttachmentPlan::Rejected { reason } => {
+                Some((i, without_name(&attachments[i].file_name, reason)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reason without the file name in front: the receipt names the file.
+fn without_name(name: &str, reason: String) -> String {
+    match reason.strip_prefix(&format!("{name}: ")) {
+        Some(rest) => rest.to_string(),
+        None => reason,
     }
 }
 

@@ -37,12 +37,13 @@ EXIT CODES
      (flush: in this flush; status: among the reports still listed)
   When several apply, the first of 4, 5, 3 wins.";
 
-/// `fieldreport`: queue feedback and crash logs, deliver them to Centercode.
+/// `fieldreport`: queue feedback and crash logs, deliver them to Centercode,
+/// an ABC User Feedback server or Apptentive.
 #[derive(Parser, Debug)]
 #[command(
     name = "fieldreport",
     version,
-    about = "Queue feedback and crash logs, deliver them to Centercode",
+    about = "Queue feedback and crash logs, deliver them to Centercode, ABC User Feedback or Apptentive",
     arg_required_else_help = true,
     after_help = AFTER_HELP,
 )]
@@ -62,6 +63,10 @@ pub struct Cli {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Outbox and server")]
 pub struct ServerOpts {
+    /// The server the reports go to
+    #[arg(long, global = true, env = "FIELDREPORT_DESTINATION", value_enum,
+          default_value_t = DestinationArg::Centercode)]
+    pub destination: DestinationArg,
     /// Outbox directory (created by submit, crash and batch)
     #[arg(long, global = true, env = "FIELDREPORT_OUTBOX", value_name = "DIR")]
     pub outbox: Option<PathBuf>,
@@ -71,9 +76,19 @@ pub struct ServerOpts {
     /// Centercode company, for https://NAME.centercode.com/api/v1
     #[arg(long, global = true, env = "FIELDREPORT_COMPANY", value_name = "NAME")]
     pub company: Option<String>,
-    /// Project key
+    /// Project: Centercode's project key, or ABC's numeric project id
     #[arg(long, global = true, env = "FIELDREPORT_PROJECT", value_name = "KEY")]
     pub project: Option<String>,
+    /// ABC: the numeric channel id
+    #[arg(long, global = true, env = "FIELDREPORT_CHANNEL", value_name = "N")]
+    pub channel: Option<String>,
+    /// ABC: the channel field that receives a part of each report; ROLE is
+    /// summary, description, submitter, crash_log, client_id, images, or a
+    /// context item as BLOCK.KEY (device.os_name, app_version.version,
+    /// client.version, ...). FIELDREPORT_MAP takes comma-separated pairs
+    #[arg(long = "map", global = true, env = "FIELDREPORT_MAP", value_name = "ROLE=FIELD",
+          value_delimiter = ',', value_parser = parse_map)]
+    pub map: Vec<(String, String)>,
     /// Feedback source (feedback type) key
     #[arg(
         long,
@@ -207,8 +222,8 @@ pub enum Command {
     /// Run the local Centercode sandbox (key sandbox-key, project WidgetPro,
     /// feedback type Mobile)
     Sandbox(SandboxArgs),
-    /// Start a sandbox, submit a feedback with a screenshot and a crash log,
-    /// flush, print the created keys
+    /// Start a sandbox (of the --destination's kind), submit a feedback
+    /// with a screenshot and a crash log, flush, print the created keys
     Demo,
     /// Print a shell completion script (e.g. `fieldreport completions bash
     /// > /etc/bash_completion.d/fieldreport`)
@@ -312,6 +327,25 @@ pub struct SandboxArgs {
     /// Which server to stand in for
     #[arg(long, value_enum, default_value_t = SandboxKindArg::Centercode)]
     pub kind: SandboxKindArg,
+}
+
+/// The servers reports can go to.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestinationArg {
+    /// Centercode (--company or --base-url, --project, --feedback-type)
+    Centercode,
+    /// an ABC User Feedback server (--base-url of its root, --project N,
+    /// --channel N, --map ROLE=FIELD)
+    Abc,
+    /// Apptentive's records API (--base-url, --api-key with the OAuth token)
+    Apptentive,
+}
+
+fn parse_map(spec: &str) -> Result<(String, String), String> {
+    let (role, field) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("{spec:?} must be ROLE=FIELD"))?;
+    Ok((role.trim().to_string(), field.trim().to_string()))
 }
 
 /// The servers a sandbox can stand in for.

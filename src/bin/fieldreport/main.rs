@@ -81,7 +81,7 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<u8, Fail> {
     let open = |outbox| setup::open(&cli.server, &cli.policy, matches, outbox);
     match &cli.command {
         Command::Sandbox(a) => sandbox::sandbox(a),
-        Command::Demo => sandbox::demo(),
+        Command::Demo => sandbox::demo(cli.server.destination),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

@@ -1,13 +1,16 @@
-//! `sandbox` and `demo`: the local Centercode stand-in, alone or with a
-//! report delivered to it.
+//! `sandbox` and `demo`: the local stand-ins (Centercode, ABC, Apptentive),
+//! alone or with reports delivered to one.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fieldreport::sandbox::{Sandbox, SandboxConfig};
-use fieldreport::{Attachment, Client, Config, CrashReport, Feedback, ReportState, ServerConfig};
+use fieldreport::{
+    AbcConfig, ApptentiveConfig, Attachment, Client, Config, CrashReport, Feedback, ReportState,
+    ServerConfig,
+};
 use serde_json::json;
 
-use crate::args::{SandboxArgs, SandboxKindArg};
+use crate::args::{DestinationArg, SandboxArgs, SandboxKindArg};
 use crate::fail::{exit_for, Fail, EXIT_FAILURE, EXIT_OK};
 
 /// What the sandbox offers, for the banner and `help sandbox`: its file
@@ -96,11 +99,51 @@ const DEMO_PNG: &[u8] = &[
     0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
 ];
 
-/// `demo`.
-pub fn demo() -> Result<u8, Fail> {
+/// The demo's config for a sandbox of the destination's kind.
+fn demo_config(
+    destination: DestinationArg,
+    dir: &std::path::Path,
+    sb: &Sandbox,
+) -> Result<Config, Fail> {
+    Ok(match destination {
+        DestinationArg::Centercode => Config::new(
+            dir,
+            ServerConfig::with_base_url(sb.base_url(), "WidgetPro", "Mobile", sb.api_key()),
+        ),
+        DestinationArg::Abc => Config::abc(
+            dir,
+            AbcConfig::new(
+                &sb.base_url(),
+                "1",
+                "1",
+                sb.api_key(),
+                &[
+                    ("description", "description"),
+                    ("submitter", "submitter"),
+                    ("crash_log", "crash_log"),
+                    ("client_id", "client_id"),
+                    ("images", "images"),
+                    ("context.device.os_name", "os"),
+                    ("context.app_version.version", "app_version"),
+                ],
+            )?,
+        ),
+        DestinationArg::Apptentive => {
+            Config::apptentive(dir, ApptentiveConfig::new(&sb.base_url(), sb.api_key())?)
+        }
+    })
+}
+
+/// `demo`, against a sandbox of the destination's kind.
+pub fn demo(destination: DestinationArg) -> Result<u8, Fail> {
     let fail = |what: &str, e: &dyn std::fmt::Display| Fail(EXIT_FAILURE, format!("{what}: {e}"));
-    let sb = Sandbox::start(SandboxConfig::default()).map_err(|e| fail("sandbox", &e))?;
-    println!("sandbox: {}", sb.base_url());
+    let kind = match destination {
+        DestinationArg::Centercode => SandboxConfig::default(),
+        DestinationArg::Abc => SandboxConfig::abc(),
+        DestinationArg::Apptentive => SandboxConfig::apptentive(),
+    };
+    let sb = Sandbox::start(kind).map_err(|e| fail("sandbox", &e))?;
+    println!("sandbox ({}): {}", sb.kind().as_str(), sb.base_url());
     let dir = std::env::temp_dir().join(format!(
         "fieldreport-demo-{}-{}",
         std::process::id(),
@@ -109,10 +152,7 @@ pub fn demo() -> Result<u8, Fail> {
             .map(|d| d.as_millis())
             .unwrap_or(0)
     ));
-    let mut config = Config::new(
-        &dir,
-        ServerConfig::with_base_url(sb.base_url(), "WidgetPro", "Mobile", sb.api_key()),
-    );
+    let mut config = demo_config(destination, &dir, &sb)?;
     config.app.name = Some("fieldreport-demo".into());
     config.app.version = Some(fieldreport::VERSION.into());
     let client = Client::open(config)?;
@@ -120,7 +160,15 @@ pub fn demo() -> Result<u8, Fail> {
         Feedback::new("Lighting presets should be more robust")
             .description("I really wish the app had more lighting preset options.")
             .submitter("jim@example.com")
-            .field("topic", json!(23795))
+            .field(
+                // A field the sandbox's form (or channel) defines.
+                if destination == DestinationArg::Abc {
+                    "rating"
+                } else {
+                    "topic"
+                },
+                json!(23795),
+            )
             .attach(Attachment::from_bytes(
                 "Screenshot",
                 "screenshot.png",

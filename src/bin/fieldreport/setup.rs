@@ -4,9 +4,9 @@
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-use fieldreport::{Client, Config, Durability, Policy, ServerConfig};
+use fieldreport::{AbcConfig, ApptentiveConfig, Client, Config, Durability, Policy, ServerConfig};
 
-use crate::args::{DurabilityArg, PolicyOpts, ServerOpts};
+use crate::args::{DestinationArg, DurabilityArg, PolicyOpts, ServerOpts};
 use crate::fail::{bad_input, Fail};
 
 /// The outbox's database file: its presence tells an outbox from any other
@@ -73,6 +73,122 @@ pub fn config(
         .outbox
         .as_ref()
         .ok_or_else(|| bad_input("--outbox (or FIELDREPORT_OUTBOX) is required"))?;
+    let mut config = match server.destination {
+        DestinationArg::Centercode => centercode(server, matches, outbox)?,
+        other => other_destination(server, matches, outbox, other)?,
+    };
+    config.policy = rig_policy(policy)?;
+    config.app.name = Some("fieldreport-cli".into());
+    config.app.version = Some(fieldreport::VERSION.into());
+    Ok(config)
+}
+
+/// Options that belong to another destination are refused, not ignored:
+/// a rig that passes them expects them to mean something.
+fn refuse_foreign(
+    matches: &ArgMatches,
+    destination: &str,
+    foreign: &[(&str, &str, &str)],
+) -> Result<(), Fail> {
+    for (id, option, var) in foreign {
+        if matches!(
+            source(matches, id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            let named = named(matches, id, option, var);
+            return Err(bad_input(format!(
+                "{named} does not apply to --destination {destination}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An ABC or Apptentive destination.
+fn other_destination(
+    server: &ServerOpts,
+    matches: &ArgMatches,
+    outbox: &std::path::Path,
+    destination: DestinationArg,
+) -> Result<Config, Fail> {
+    let base = required(&server.base_url, "--base-url", "FIELDREPORT_BASE_URL")?;
+    let key = required(&server.api_key, "--api-key", "FIELDREPORT_API_KEY")?;
+    let centercode_only = [
+        ("company", "--company", "FIELDREPORT_COMPANY"),
+        (
+            "feedback_type",
+            "--feedback-type",
+            "FIELDREPORT_FEEDBACK_TYPE",
+        ),
+        (
+            "client_id_field",
+            "--client-id-field",
+            "FIELDREPORT_CLIENT_ID_FIELD",
+        ),
+        ("lookup", "--lookup", "FIELDREPORT_LOOKUP"),
+    ];
+    let mut config = match destination {
+        DestinationArg::Abc => {
+            refuse_foreign(matches, "abc", &centercode_only)?;
+            let project = required(&server.project, "--project", "FIELDREPORT_PROJECT")?;
+            let channel = required(&server.channel, "--channel", "FIELDREPORT_CHANNEL")?;
+            let map: Vec<(&str, &str)> = server
+                .map
+                .iter()
+                .map(|(r, f)| (r.as_str(), f.as_str()))
+                .collect();
+            // The CLI names context items BLOCK.KEY; the library's role is
+            // context.BLOCK.KEY.
+            let roles: Vec<(String, &str)> = map
+                .iter()
+                .map(|(r, f)| {
+                    let plain = [
+                        "summary",
+                        "description",
+                        "submitter",
+                        "crash_log",
+                        "client_id",
+                        "images",
+                    ];
+                    if plain.contains(r) || r.starts_with("context.") || !r.contains('.') {
+                        (r.to_string(), *f)
+                    } else {
+                        (format!("context.{r}"), *f)
+                    }
+                })
+                .collect();
+            let roles: Vec<(&str, &str)> = roles.iter().map(|(r, f)| (r.as_str(), *f)).collect();
+            Config::abc(outbox, AbcConfig::new(base, project, channel, key, &roles)?)
+        }
+        _ => {
+            let mut foreign = centercode_only.to_vec();
+            foreign.extend([
+                ("project", "--project", "FIELDREPORT_PROJECT"),
+                ("channel", "--channel", "FIELDREPORT_CHANNEL"),
+                ("map", "--map", "FIELDREPORT_MAP"),
+            ]);
+            refuse_foreign(matches, "apptentive", &foreign)?;
+            Config::apptentive(outbox, ApptentiveConfig::new(base, key)?)
+        }
+    };
+    config.server.allow_insecure_http = server.allow_insecure_http;
+    Ok(config)
+}
+
+/// A Centercode destination.
+fn centercode(
+    server: &ServerOpts,
+    matches: &ArgMatches,
+    outbox: &std::path::Path,
+) -> Result<Config, Fail> {
+    refuse_foreign(
+        matches,
+        "centercode",
+        &[
+            ("channel", "--channel", "FIELDREPORT_CHANNEL"),
+            ("map", "--map", "FIELDREPORT_MAP"),
+        ],
+    )?;
     let project = required(&server.project, "--project", "FIELDREPORT_PROJECT")?;
     let feedback_type = required(
         &server.feedback_type,
@@ -101,11 +217,7 @@ pub fn config(
     server_config.allow_insecure_http = server.allow_insecure_http;
     server_config.client_id_field = server.client_id_field.clone();
     server_config.lookup_key = server.lookup.clone();
-    let mut config = Config::new(outbox, server_config);
-    config.policy = rig_policy(policy)?;
-    config.app.name = Some("fieldreport-cli".into());
-    config.app.version = Some(fieldreport::VERSION.into());
-    Ok(config)
+    Ok(Config::new(outbox, server_config))
 }
 
 /// The library's policy with the rig's limits; the library checks them at
