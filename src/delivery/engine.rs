@@ -167,7 +167,7 @@ impl Inner {
             // Not sent after all: not in doubt.
             self.ddb(|o| o.set_create_sent_cleared(id))?;
         }
-        if self.config.policy.max_requests_per_sec > 0 && !result.receipts.is_empty() {
+        if self.requests_per_sec() > 0 && !result.receipts.is_empty() {
             // With the send times as they were, for the next flush.
             self.ddb(|o| o.save_rate_window(&window))?;
         }
@@ -191,6 +191,16 @@ impl Inner {
         Ok(result)
     }
 
+    /// The most requests a second: the policy's, and for a server without
+    /// a limit of its own (ABC) no more than our polite default.
+    fn requests_per_sec(&self) -> u32 {
+        let policy = self.config.policy.max_requests_per_sec;
+        match &self.config.destination {
+            Destination::Abc(abc) if policy > 0 => policy.min(abc.polite_rate_per_sec),
+            _ => policy,
+        }
+    }
+
     /// Waits for the shared rate limit, then records the request.
     pub(super) fn pace(&self, window: &mut RateWindow) -> Result<()> {
         self.wait_turn(window);
@@ -199,7 +209,7 @@ impl Inner {
 
     /// Waits until the rate limit lets the next request go.
     fn wait_turn(&self, window: &RateWindow) {
-        let per_sec = self.config.policy.max_requests_per_sec;
+        let per_sec = self.requests_per_sec();
         loop {
             let wait = window.wait(per_sec, now_ms() as u64);
             if wait.is_zero() {
@@ -213,7 +223,7 @@ impl Inner {
     /// outbox's lock) may come between this and the send: the server counts
     /// arrivals, so a request held up after its stamp squeezes the window.
     fn stamp(&self, window: &mut RateWindow) -> Result<()> {
-        let per_sec = self.config.policy.max_requests_per_sec;
+        let per_sec = self.requests_per_sec();
         if per_sec > 0 {
             window.record(per_sec, now_ms() as u64);
             self.ddb(|o| o.save_rate_window(window))?;
