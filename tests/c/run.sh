@@ -102,6 +102,8 @@ fi
 start_sandbox() {
     kind=$1
     banner=$2
+    # Made first: the loop below may read it before the shell behind `&` has.
+    : >"$WORK/sandbox-$kind.out"
     "$LIBDIR/fieldreport" sandbox --kind "$kind" --port 0 >"$WORK/sandbox-$kind.out" 2>&1 &
     pid=$!
     SANDBOX_PIDS="$SANDBOX_PIDS $pid"
