@@ -1,6 +1,7 @@
 /*
  * fieldreport: durable, polite delivery of user feedback and crash logs to a
- * Centercode feedback server. C API; see bindings/c/README.md.
+ * Centercode, ABC User Feedback or Apptentive server. C API; see
+ * bindings/c/README.md.
  *
  * Conventions: fallible functions return a fieldreport_status (0 = OK; the
  * numbers are stable forever) and give results through out-pointers;
@@ -319,12 +320,18 @@ typedef int32_t fieldreport_policy;
 typedef struct fieldreport_client fieldreport_client;
 
 /**
- * What `fieldreport_client_open` needs: the outbox directory, the server,
- * project, feedback source and API key, and optional settings. Created by
- * `fieldreport_config_new`, freed by `fieldreport_config_free`; the caller
- * owns it. The setters only check their arguments' form: the whole
- * configuration is checked by `fieldreport_client_open`
- * (`FIELDREPORT_STATUS_INVALID_CONFIG`). Use from one thread at a time.
+ * What `fieldreport_client_open` needs: the outbox directory, the
+ * destination (Centercode, ABC User Feedback or Apptentive) with its
+ * address and secret, and optional settings. Created by
+ * `fieldreport_config_new` (Centercode), `fieldreport_config_new_abc` or
+ * `fieldreport_config_new_apptentive`, freed by `fieldreport_config_free`;
+ * the caller owns it. Centercode's setters only check their arguments'
+ * form: the whole configuration is checked by `fieldreport_client_open`
+ * (`FIELDREPORT_STATUS_INVALID_CONFIG`). ABC's and Apptentive's settings
+ * are checked by their constructor and setters, which change nothing when
+ * they refuse. A setter of one destination called on a config of another
+ * returns `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. Use
+ * from one thread at a time.
  */
 typedef struct fieldreport_config fieldreport_config;
 
@@ -553,7 +560,8 @@ const char *fieldreport_version(void);
 void fieldreport_string_free(char *s);
 
 /**
- * Creates a configuration with the essentials; the server address is
+ * Creates a configuration that delivers to Centercode, with the
+ * essentials; the server address is
  * added with `fieldreport_config_set_company` (hosted Centercode) or
  * `fieldreport_config_set_base_url` (anything else).
  *
@@ -575,6 +583,63 @@ fieldreport_status fieldreport_config_new(const char *outbox_dir,
                                           fieldreport_config **out_config);
 
 /**
+ * Creates a configuration that delivers to an ABC User Feedback server.
+ *
+ * - `outbox_dir`: the directory of the outbox, created (owner-only) at
+ *   open if missing. Give each app its own.
+ * - `base_url`: the server's root, e.g. `"https://feedback.example.com"`
+ *   (its routes are under `/api`); `http://` only to loopback hosts unless
+ *   `fieldreport_config_set_allow_insecure_http` allows it.
+ * - `project_id`, `channel_id`: the numeric ids, as decimal text, e.g.
+ *   `"1"`.
+ * - `api_key`: the API key, sent in the `x-api-key` header only. It is
+ *   copied; it never appears in any message or JSON the library produces.
+ *
+ * The summary goes to the channel's field `message` until
+ * `fieldreport_config_set_abc_field` says otherwise; the other parts of a
+ * report are sent only once mapped to a field with it.
+ *
+ * These arguments are checked here: a malformed URL, an id that is not a
+ * positive number, or an empty key returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument
+ * (`"project_id: must be a number ..."`). On success `*out_config` is a new
+ * handle that the caller owns and frees with `fieldreport_config_free`; on
+ * failure it is NULL. The strings are copied. Never blocks.
+ */
+fieldreport_status fieldreport_config_new_abc(const char *outbox_dir,
+                                              const char *base_url,
+                                              const char *project_id,
+                                              const char *channel_id,
+                                              const char *api_key,
+                                              fieldreport_config **out_config);
+
+/**
+ * Creates a configuration that delivers to Apptentive's records API.
+ *
+ * - `outbox_dir`: the directory of the outbox, created (owner-only) at
+ *   open if missing. Give each app its own.
+ * - `base_url`: the API root, e.g. `"https://api.apptentive.com"`.
+ * - `token`: the OAuth token, sent in the `Authorization` header only. It
+ *   is copied; it never appears in any message or JSON the library
+ *   produces.
+ *
+ * A record may be at most 32 MiB (see
+ * `fieldreport_config_set_apptentive_max_record_bytes`); feedback and
+ * crash reports get the types `"feedback"` and `"crash"` (see
+ * `fieldreport_config_set_apptentive_types`).
+ *
+ * A malformed URL or an empty token returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument.
+ * On success `*out_config` is a new handle that the caller owns and frees
+ * with `fieldreport_config_free`; on failure it is NULL. The strings are
+ * copied. Never blocks.
+ */
+fieldreport_status fieldreport_config_new_apptentive(const char *outbox_dir,
+                                                     const char *base_url,
+                                                     const char *token,
+                                                     fieldreport_config **out_config);
+
+/**
  * Frees a configuration. `config` may be NULL. A client opened from it is
  * not affected (it keeps its own copy). Never blocks.
  */
@@ -583,8 +648,10 @@ void fieldreport_config_free(fieldreport_config *config);
 /**
  * Delivers to the hosted Centercode API of `company` (its sub-domain, e.g.
  * `"acme"` for `https://acme.centercode.com/api/v1`). A base URL set with
- * `fieldreport_config_set_base_url` takes precedence. Copies the string;
- * never blocks.
+ * `fieldreport_config_set_base_url` takes precedence. Centercode only (an
+ * ABC or Apptentive config has its base URL from its constructor):
+ * elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the string; never
+ * blocks.
  */
 fieldreport_status fieldreport_config_set_company(fieldreport_config *config, const char *company);
 
@@ -592,14 +659,17 @@ fieldreport_status fieldreport_config_set_company(fieldreport_config *config, co
  * Delivers to an explicit API base URL, e.g. a sandbox
  * `"http://127.0.0.1:8480/api/v1"` or a proxy. `https://` is required
  * except to loopback hosts, unless `fieldreport_config_set_allow_insecure_http`
- * says otherwise. Copies the string; never blocks.
+ * says otherwise. Centercode only (an ABC or Apptentive config has its
+ * base URL from its constructor): elsewhere
+ * `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the string; never blocks.
  */
 fieldreport_status fieldreport_config_set_base_url(fieldreport_config *config,
                                                    const char *base_url);
 
 /**
  * Allows `http://` to a host other than loopback (off by default: the API
- * key would travel in clear text). Never blocks.
+ * key or token would travel in clear text). Applies to every destination.
+ * Never blocks.
  */
 fieldreport_status fieldreport_config_set_allow_insecure_http(fieldreport_config *config,
                                                               bool allow);
@@ -609,7 +679,10 @@ fieldreport_status fieldreport_config_set_allow_insecure_http(fieldreport_config
  * `client_id_field`, and before re-sending a report whose answer was lost,
  * looks it up with the Project Feedback Lookup `lookup_key`: this closes
  * the one window in which a report could be created twice. Both or
- * neither: both NULL switches it off. Copies the strings; never blocks.
+ * neither: both NULL switches it off. Centercode only (ABC's counterpart
+ * is the `client_id` role of `fieldreport_config_set_abc_field`):
+ * elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never
+ * blocks.
  */
 fieldreport_status fieldreport_config_set_client_id_lookup(fieldreport_config *config,
                                                            const char *client_id_field,
@@ -618,7 +691,8 @@ fieldreport_status fieldreport_config_set_client_id_lookup(fieldreport_config *c
 /**
  * Describes the app, recorded with every report: `name` (e.g.
  * `"WidgetPro Desktop"`), `version` (`"2.3.1"`), `build` (`"4512"`). Each
- * may be NULL (unknown). Copies the strings; never blocks.
+ * may be NULL (unknown). Applies to every destination. Copies the strings;
+ * never blocks.
  */
 fieldreport_status fieldreport_config_set_app(fieldreport_config *config,
                                               const char *name,
@@ -628,8 +702,8 @@ fieldreport_status fieldreport_config_set_app(fieldreport_config *config,
 /**
  * Sets the user's locale (e.g. `"en-US"`) and the device model (e.g.
  * `"ThinkPad X1"`), recorded with every report. Each may be NULL: the
- * locale is then read from the environment, the model left out. Copies the
- * strings; never blocks.
+ * locale is then read from the environment, the model left out. Applies to
+ * every destination. Copies the strings; never blocks.
  */
 fieldreport_status fieldreport_config_set_device(fieldreport_config *config,
                                                  const char *locale,
@@ -641,8 +715,10 @@ fieldreport_status fieldreport_config_set_device(fieldreport_config *config,
  * `app_version`, `app_build`, `locale`, `device_model`, `seq`,
  * `report_kind` (an unknown one is refused at open). None is sent by
  * default, since a field the feedback source does not define may be
- * refused. `field_name` NULL stops sending `item`. Copies the strings;
- * never blocks.
+ * refused. `field_name` NULL stops sending `item`. Centercode only (ABC
+ * maps context with `fieldreport_config_set_abc_field`; Apptentive sends
+ * it in its own blocks): elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+ * Copies the strings; never blocks.
  */
 fieldreport_status fieldreport_config_set_context_field(fieldreport_config *config,
                                                         const char *item,
@@ -650,7 +726,9 @@ fieldreport_status fieldreport_config_set_context_field(fieldreport_config *conf
 
 /**
  * The file element that crash logs are uploaded to (default `"CrashLog"`).
- * Copies the string; never blocks.
+ * Centercode only (ABC takes the crash log in the `crash_log` role's
+ * field): elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the
+ * string; never blocks.
  */
 fieldreport_status fieldreport_config_set_crash_element_key(fieldreport_config *config,
                                                             const char *element_key);
@@ -658,7 +736,8 @@ fieldreport_status fieldreport_config_set_crash_element_key(fieldreport_config *
 /**
  * Whether sending is allowed before the user has made a choice (default
  * true). Once `fieldreport_client_set_consent` has been called, the stored
- * choice wins. Apps that need opt-in pass false. Never blocks.
+ * choice wins. Apps that need opt-in pass false. Applies to every
+ * destination. Never blocks.
  */
 fieldreport_status fieldreport_config_set_consent_default(fieldreport_config *config, bool granted);
 
@@ -667,11 +746,71 @@ fieldreport_status fieldreport_config_set_consent_default(fieldreport_config *co
  * `value` a count, a byte size or milliseconds as the constant says. An
  * unknown knob or a value out of the knob's range returns
  * `FIELDREPORT_STATUS_INVALID_CONFIG` at once; combinations (such as a
- * retry base above the retry cap) are checked at open. Never blocks.
+ * retry base above the retry cap) are checked at open. Applies to every
+ * destination. Never blocks.
  */
 fieldreport_status fieldreport_config_set_policy(fieldreport_config *config,
                                                  int32_t knob,
                                                  uint64_t value);
+
+/**
+ * Sends one part of every report to the ABC channel's field `field`.
+ * `role` is one of:
+ *
+ * - `"summary"` (the field `"message"` until set),
+ * - `"description"`, `"submitter"`,
+ * - `"crash_log"`: a TEXT field; without it crash reports are refused at
+ *   submit,
+ * - `"client_id"`: a KEYWORD field for each report's UUID; with it a
+ *   report whose answer was lost is looked up instead of posted twice,
+ * - `"images"`: the IMAGES field; without it attachments are rejected,
+ * - `"context.<block>.<key>"`: a context item, e.g.
+ *   `"context.device.os_name"`, `"context.app_release.version"`.
+ *
+ * Setting a role again replaces its field; `field` NULL stops sending it
+ * (the summary goes back to `"message"`). An unknown role, a key ABC
+ * reserves (such as `"id"`), or a field that already receives another
+ * role returns `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming
+ * the role, and changes nothing. ABC only: elsewhere
+ * `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never blocks.
+ */
+fieldreport_status fieldreport_config_set_abc_field(fieldreport_config *config,
+                                                    const char *role,
+                                                    const char *field);
+
+/**
+ * Sends the issue names `names` (an array of `count` strings, each
+ * non-empty) with every feedback, as ABC's `issueNames`; `count` 0 (with
+ * `names` NULL or not) sends none. An empty name returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. ABC only:
+ * elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never
+ * blocks.
+ */
+fieldreport_status fieldreport_config_set_abc_issue_names(fieldreport_config *config,
+                                                          const char *const *names,
+                                                          size_t count);
+
+/**
+ * The largest Apptentive record sent, in bytes, at least 1024 (default
+ * 32 MiB): a report whose record (files base64-encoded) would be larger is
+ * refused at submit with `FIELDREPORT_STATUS_ATTACHMENT_TOO_LARGE`. A
+ * smaller value returns `FIELDREPORT_STATUS_INVALID_CONFIG` and changes
+ * nothing. Apptentive only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+ * Never blocks.
+ */
+fieldreport_status fieldreport_config_set_apptentive_max_record_bytes(fieldreport_config *config,
+                                                                      uint64_t max_bytes);
+
+/**
+ * The Apptentive `feedback.type` of feedback (default `"feedback"`) and
+ * of crash reports (default `"crash"`). An empty one returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. Apptentive
+ * only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings;
+ * never blocks.
+ */
+fieldreport_status fieldreport_config_set_apptentive_types(fieldreport_config *config,
+                                                           const char *feedback_type,
+                                                           const char *crash_type);
 
 /**
  * Creates feedback with `summary`: one line saying what it is about

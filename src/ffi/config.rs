@@ -6,16 +6,36 @@ use std::time::Duration;
 use super::{
     fieldreport_status, guard, guard_value, handle_mut, opt_text, out, path, text, Fail, FfiResult,
 };
-use crate::config::{Config, Durability, Policy, ServerConfig};
+use crate::config::{Config, Destination, Durability, Policy, ServerConfig};
+use crate::{AbcConfig, ApptentiveConfig};
 
-/// What `fieldreport_client_open` needs: the outbox directory, the server,
-/// project, feedback source and API key, and optional settings. Created by
-/// `fieldreport_config_new`, freed by `fieldreport_config_free`; the caller
-/// owns it. The setters only check their arguments' form: the whole
-/// configuration is checked by `fieldreport_client_open`
-/// (`FIELDREPORT_STATUS_INVALID_CONFIG`). Use from one thread at a time.
+/// What `fieldreport_client_open` needs: the outbox directory, the
+/// destination (Centercode, ABC User Feedback or Apptentive) with its
+/// address and secret, and optional settings. Created by
+/// `fieldreport_config_new` (Centercode), `fieldreport_config_new_abc` or
+/// `fieldreport_config_new_apptentive`, freed by `fieldreport_config_free`;
+/// the caller owns it. Centercode's setters only check their arguments'
+/// form: the whole configuration is checked by `fieldreport_client_open`
+/// (`FIELDREPORT_STATUS_INVALID_CONFIG`). ABC's and Apptentive's settings
+/// are checked by their constructor and setters, which change nothing when
+/// they refuse. A setter of one destination called on a config of another
+/// returns `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. Use
+/// from one thread at a time.
 pub struct fieldreport_config {
     pub(crate) config: Config,
+    /// ABC's `(role, field)` pairs set so far, in order: each
+    /// `fieldreport_config_set_abc_field` rebuilds the checked map from
+    /// them (an `AbcConfig` keeps only the result).
+    abc_map: Vec<(String, String)>,
+}
+
+impl fieldreport_config {
+    fn boxed(config: Config) -> *mut fieldreport_config {
+        Box::into_raw(Box::new(fieldreport_config {
+            config,
+            abc_map: Vec::new(),
+        }))
+    }
 }
 
 /// A knob of the delivery policy, for `fieldreport_config_set_policy`. The
@@ -133,7 +153,31 @@ unsafe fn with_config(
     guard(|| f(&mut handle_mut(config, "config")?.config))
 }
 
-/// Creates a configuration with the essentials; the server address is
+/// Runs `f` on the config behind `config` if it delivers to Centercode;
+/// `function` names the setter in the refusal.
+unsafe fn with_centercode(
+    config: *mut fieldreport_config,
+    function: &str,
+    f: impl FnOnce(&mut Config) -> FfiResult,
+) -> fieldreport_status {
+    with_config(config, |c| {
+        if !matches!(c.destination, Destination::Centercode) {
+            return Err(wrong_destination(function, "Centercode", c));
+        }
+        f(c)
+    })
+}
+
+/// The refusal of a setter made for another destination than `c`'s.
+fn wrong_destination(function: &str, applies_to: &str, c: &Config) -> Fail {
+    Fail::config(format!(
+        "{function} applies only to a config for {applies_to}; this one delivers to {}",
+        c.destination.kind()
+    ))
+}
+
+/// Creates a configuration that delivers to Centercode, with the
+/// essentials; the server address is
 /// added with `fieldreport_config_set_company` (hosted Centercode) or
 /// `fieldreport_config_set_base_url` (anything else).
 ///
@@ -171,9 +215,90 @@ pub unsafe extern "C" fn fieldreport_config_new(
             client_id_field: None,
             lookup_key: None,
         };
-        *out_config = Box::into_raw(Box::new(fieldreport_config {
-            config: Config::new(dir, server),
-        }));
+        *out_config = fieldreport_config::boxed(Config::new(dir, server));
+        Ok(())
+    })
+}
+
+/// Creates a configuration that delivers to an ABC User Feedback server.
+///
+/// - `outbox_dir`: the directory of the outbox, created (owner-only) at
+///   open if missing. Give each app its own.
+/// - `base_url`: the server's root, e.g. `"https://feedback.example.com"`
+///   (its routes are under `/api`); `http://` only to loopback hosts unless
+///   `fieldreport_config_set_allow_insecure_http` allows it.
+/// - `project_id`, `channel_id`: the numeric ids, as decimal text, e.g.
+///   `"1"`.
+/// - `api_key`: the API key, sent in the `x-api-key` header only. It is
+///   copied; it never appears in any message or JSON the library produces.
+///
+/// The summary goes to the channel's field `message` until
+/// `fieldreport_config_set_abc_field` says otherwise; the other parts of a
+/// report are sent only once mapped to a field with it.
+///
+/// These arguments are checked here: a malformed URL, an id that is not a
+/// positive number, or an empty key returns
+/// `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument
+/// (`"project_id: must be a number ..."`). On success `*out_config` is a new
+/// handle that the caller owns and frees with `fieldreport_config_free`; on
+/// failure it is NULL. The strings are copied. Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_new_abc(
+    outbox_dir: *const c_char,
+    base_url: *const c_char,
+    project_id: *const c_char,
+    channel_id: *const c_char,
+    api_key: *const c_char,
+    out_config: *mut *mut fieldreport_config,
+) -> fieldreport_status {
+    guard(|| {
+        let out_config = out(out_config, "out_config", std::ptr::null_mut())?;
+        let dir = path(outbox_dir, "outbox_dir")?;
+        let base = text(base_url, "base_url")?;
+        let project = text(project_id, "project_id")?;
+        let channel = text(channel_id, "channel_id")?;
+        let key = text(api_key, "api_key")?;
+        let abc = AbcConfig::checked(base, project, channel, key, &[])
+            .map_err(|e| Fail::from_error(e.into(), key))?;
+        *out_config = fieldreport_config::boxed(Config::abc(dir, abc));
+        Ok(())
+    })
+}
+
+/// Creates a configuration that delivers to Apptentive's records API.
+///
+/// - `outbox_dir`: the directory of the outbox, created (owner-only) at
+///   open if missing. Give each app its own.
+/// - `base_url`: the API root, e.g. `"https://api.apptentive.com"`.
+/// - `token`: the OAuth token, sent in the `Authorization` header only. It
+///   is copied; it never appears in any message or JSON the library
+///   produces.
+///
+/// A record may be at most 32 MiB (see
+/// `fieldreport_config_set_apptentive_max_record_bytes`); feedback and
+/// crash reports get the types `"feedback"` and `"crash"` (see
+/// `fieldreport_config_set_apptentive_types`).
+///
+/// A malformed URL or an empty token returns
+/// `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument.
+/// On success `*out_config` is a new handle that the caller owns and frees
+/// with `fieldreport_config_free`; on failure it is NULL. The strings are
+/// copied. Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_new_apptentive(
+    outbox_dir: *const c_char,
+    base_url: *const c_char,
+    token: *const c_char,
+    out_config: *mut *mut fieldreport_config,
+) -> fieldreport_status {
+    guard(|| {
+        let out_config = out(out_config, "out_config", std::ptr::null_mut())?;
+        let dir = path(outbox_dir, "outbox_dir")?;
+        let base = text(base_url, "base_url")?;
+        let token = text(token, "token")?;
+        let apptentive = ApptentiveConfig::checked(base, token)
+            .map_err(|e| Fail::from_error(e.into(), token))?;
+        *out_config = fieldreport_config::boxed(Config::apptentive(dir, apptentive));
         Ok(())
     })
 }
@@ -191,14 +316,16 @@ pub unsafe extern "C" fn fieldreport_config_free(config: *mut fieldreport_config
 
 /// Delivers to the hosted Centercode API of `company` (its sub-domain, e.g.
 /// `"acme"` for `https://acme.centercode.com/api/v1`). A base URL set with
-/// `fieldreport_config_set_base_url` takes precedence. Copies the string;
-/// never blocks.
+/// `fieldreport_config_set_base_url` takes precedence. Centercode only (an
+/// ABC or Apptentive config has its base URL from its constructor):
+/// elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the string; never
+/// blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_company(
     config: *mut fieldreport_config,
     company: *const c_char,
 ) -> fieldreport_status {
-    with_config(config, |c| {
+    with_centercode(config, "fieldreport_config_set_company", |c| {
         c.server.company = Some(text(company, "company")?.to_string());
         Ok(())
     })
@@ -207,20 +334,23 @@ pub unsafe extern "C" fn fieldreport_config_set_company(
 /// Delivers to an explicit API base URL, e.g. a sandbox
 /// `"http://127.0.0.1:8480/api/v1"` or a proxy. `https://` is required
 /// except to loopback hosts, unless `fieldreport_config_set_allow_insecure_http`
-/// says otherwise. Copies the string; never blocks.
+/// says otherwise. Centercode only (an ABC or Apptentive config has its
+/// base URL from its constructor): elsewhere
+/// `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the string; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_base_url(
     config: *mut fieldreport_config,
     base_url: *const c_char,
 ) -> fieldreport_status {
-    with_config(config, |c| {
+    with_centercode(config, "fieldreport_config_set_base_url", |c| {
         c.server.base_url = Some(text(base_url, "base_url")?.to_string());
         Ok(())
     })
 }
 
 /// Allows `http://` to a host other than loopback (off by default: the API
-/// key would travel in clear text). Never blocks.
+/// key or token would travel in clear text). Applies to every destination.
+/// Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_allow_insecure_http(
     config: *mut fieldreport_config,
@@ -236,14 +366,17 @@ pub unsafe extern "C" fn fieldreport_config_set_allow_insecure_http(
 /// `client_id_field`, and before re-sending a report whose answer was lost,
 /// looks it up with the Project Feedback Lookup `lookup_key`: this closes
 /// the one window in which a report could be created twice. Both or
-/// neither: both NULL switches it off. Copies the strings; never blocks.
+/// neither: both NULL switches it off. Centercode only (ABC's counterpart
+/// is the `client_id` role of `fieldreport_config_set_abc_field`):
+/// elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never
+/// blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_client_id_lookup(
     config: *mut fieldreport_config,
     client_id_field: *const c_char,
     lookup_key: *const c_char,
 ) -> fieldreport_status {
-    with_config(config, |c| {
+    with_centercode(config, "fieldreport_config_set_client_id_lookup", |c| {
         let field = opt_text(client_id_field, "client_id_field")?;
         let lookup = opt_text(lookup_key, "lookup_key")?;
         c.server.client_id_field = field.map(str::to_string);
@@ -254,7 +387,8 @@ pub unsafe extern "C" fn fieldreport_config_set_client_id_lookup(
 
 /// Describes the app, recorded with every report: `name` (e.g.
 /// `"WidgetPro Desktop"`), `version` (`"2.3.1"`), `build` (`"4512"`). Each
-/// may be NULL (unknown). Copies the strings; never blocks.
+/// may be NULL (unknown). Applies to every destination. Copies the strings;
+/// never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_app(
     config: *mut fieldreport_config,
@@ -275,8 +409,8 @@ pub unsafe extern "C" fn fieldreport_config_set_app(
 
 /// Sets the user's locale (e.g. `"en-US"`) and the device model (e.g.
 /// `"ThinkPad X1"`), recorded with every report. Each may be NULL: the
-/// locale is then read from the environment, the model left out. Copies the
-/// strings; never blocks.
+/// locale is then read from the environment, the model left out. Applies to
+/// every destination. Copies the strings; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_device(
     config: *mut fieldreport_config,
@@ -297,15 +431,17 @@ pub unsafe extern "C" fn fieldreport_config_set_device(
 /// `app_version`, `app_build`, `locale`, `device_model`, `seq`,
 /// `report_kind` (an unknown one is refused at open). None is sent by
 /// default, since a field the feedback source does not define may be
-/// refused. `field_name` NULL stops sending `item`. Copies the strings;
-/// never blocks.
+/// refused. `field_name` NULL stops sending `item`. Centercode only (ABC
+/// maps context with `fieldreport_config_set_abc_field`; Apptentive sends
+/// it in its own blocks): elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+/// Copies the strings; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_context_field(
     config: *mut fieldreport_config,
     item: *const c_char,
     field_name: *const c_char,
 ) -> fieldreport_status {
-    with_config(config, |c| {
+    with_centercode(config, "fieldreport_config_set_context_field", |c| {
         let item = text(item, "item")?;
         match opt_text(field_name, "field_name")? {
             Some(field) => {
@@ -320,13 +456,15 @@ pub unsafe extern "C" fn fieldreport_config_set_context_field(
 }
 
 /// The file element that crash logs are uploaded to (default `"CrashLog"`).
-/// Copies the string; never blocks.
+/// Centercode only (ABC takes the crash log in the `crash_log` role's
+/// field): elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the
+/// string; never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_crash_element_key(
     config: *mut fieldreport_config,
     element_key: *const c_char,
 ) -> fieldreport_status {
-    with_config(config, |c| {
+    with_centercode(config, "fieldreport_config_set_crash_element_key", |c| {
         c.crash_element_key = text(element_key, "element_key")?.to_string();
         Ok(())
     })
@@ -334,7 +472,8 @@ pub unsafe extern "C" fn fieldreport_config_set_crash_element_key(
 
 /// Whether sending is allowed before the user has made a choice (default
 /// true). Once `fieldreport_client_set_consent` has been called, the stored
-/// choice wins. Apps that need opt-in pass false. Never blocks.
+/// choice wins. Apps that need opt-in pass false. Applies to every
+/// destination. Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_consent_default(
     config: *mut fieldreport_config,
@@ -350,7 +489,8 @@ pub unsafe extern "C" fn fieldreport_config_set_consent_default(
 /// `value` a count, a byte size or milliseconds as the constant says. An
 /// unknown knob or a value out of the knob's range returns
 /// `FIELDREPORT_STATUS_INVALID_CONFIG` at once; combinations (such as a
-/// retry base above the retry cap) are checked at open. Never blocks.
+/// retry base above the retry cap) are checked at open. Applies to every
+/// destination. Never blocks.
 #[no_mangle]
 pub unsafe extern "C" fn fieldreport_config_set_policy(
     config: *mut fieldreport_config,
@@ -358,4 +498,423 @@ pub unsafe extern "C" fn fieldreport_config_set_policy(
     value: u64,
 ) -> fieldreport_status {
     with_config(config, |c| set_knob(&mut c.policy, knob, value))
+}
+
+/// Runs `f` on the ABC settings of `config` (and its role pairs);
+/// `function` names the setter in the refusal.
+unsafe fn with_abc(
+    config: *mut fieldreport_config,
+    function: &str,
+    f: impl FnOnce(&mut AbcConfig, &mut Vec<(String, String)>) -> FfiResult,
+) -> fieldreport_status {
+    guard(|| {
+        let cfg = handle_mut(config, "config")?;
+        match &mut cfg.config.destination {
+            Destination::Abc(abc) => f(abc, &mut cfg.abc_map),
+            _ => Err(wrong_destination(function, "ABC", &cfg.config)),
+        }
+    })
+}
+
+/// Runs `f` on the Apptentive settings of `config`; `function` names the
+/// setter in the refusal.
+unsafe fn with_apptentive(
+    config: *mut fieldreport_config,
+    function: &str,
+    f: impl FnOnce(&mut ApptentiveConfig) -> FfiResult,
+) -> fieldreport_status {
+    guard(|| {
+        let cfg = handle_mut(config, "config")?;
+        match &mut cfg.config.destination {
+            Destination::Apptentive(a) => f(a),
+            _ => Err(wrong_destination(function, "Apptentive", &cfg.config)),
+        }
+    })
+}
+
+/// Sends one part of every report to the ABC channel's field `field`.
+/// `role` is one of:
+///
+/// - `"summary"` (the field `"message"` until set),
+/// - `"description"`, `"submitter"`,
+/// - `"crash_log"`: a TEXT field; without it crash reports are refused at
+///   submit,
+/// - `"client_id"`: a KEYWORD field for each report's UUID; with it a
+///   report whose answer was lost is looked up instead of posted twice,
+/// - `"images"`: the IMAGES field; without it attachments are rejected,
+/// - `"context.<block>.<key>"`: a context item, e.g.
+///   `"context.device.os_name"`, `"context.app_release.version"`.
+///
+/// Setting a role again replaces its field; `field` NULL stops sending it
+/// (the summary goes back to `"message"`). An unknown role, a key ABC
+/// reserves (such as `"id"`), or a field that already receives another
+/// role returns `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming
+/// the role, and changes nothing. ABC only: elsewhere
+/// `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_set_abc_field(
+    config: *mut fieldreport_config,
+    role: *const c_char,
+    field: *const c_char,
+) -> fieldreport_status {
+    with_abc(config, "fieldreport_config_set_abc_field", |abc, pairs| {
+        let role = text(role, "role")?;
+        let field = opt_text(field, "field")?;
+        let mut next: Vec<(String, String)> = pairs.clone();
+        match (next.iter().position(|(r, _)| r == role), field) {
+            (Some(i), Some(f)) => next[i].1 = f.to_string(),
+            (Some(i), None) => {
+                next.remove(i);
+            }
+            (None, Some(f)) => next.push((role.to_string(), f.to_string())),
+            // Clearing a role never set: still refuse an unknown one, by
+            // checking it alone with a placeholder field.
+            (None, None) => {
+                abc.with_map(&[(role, "message")])
+                    .map_err(|e| Fail::from_error(e.into(), abc.api_key()))?;
+            }
+        }
+        let borrowed: Vec<(&str, &str)> =
+            next.iter().map(|(r, f)| (r.as_str(), f.as_str())).collect();
+        let rebuilt = abc
+            .with_map(&borrowed)
+            .map_err(|e| Fail::from_error(e.into(), abc.api_key()))?;
+        *abc = rebuilt;
+        *pairs = next;
+        Ok(())
+    })
+}
+
+/// Sends the issue names `names` (an array of `count` strings, each
+/// non-empty) with every feedback, as ABC's `issueNames`; `count` 0 (with
+/// `names` NULL or not) sends none. An empty name returns
+/// `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. ABC only:
+/// elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings; never
+/// blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_set_abc_issue_names(
+    config: *mut fieldreport_config,
+    names: *const *const c_char,
+    count: usize,
+) -> fieldreport_status {
+    with_abc(
+        config,
+        "fieldreport_config_set_abc_issue_names",
+        |abc, _| {
+            let ptrs: &[*const c_char] = if count == 0 {
+                &[]
+            } else if names.is_null() {
+                return Err(Fail::new(
+                    fieldreport_status::NullArgument,
+                    format!("names is NULL but count is {count}"),
+                ));
+            } else {
+                std::slice::from_raw_parts(names, count)
+            };
+            let mut list = Vec::with_capacity(ptrs.len());
+            for (i, p) in ptrs.iter().enumerate() {
+                list.push(text(*p, &format!("names[{i}]"))?);
+            }
+            let rebuilt = abc
+                .clone()
+                .with_issue_names(&list)
+                .map_err(|e| Fail::from_error(e, abc.api_key()))?;
+            *abc = rebuilt;
+            Ok(())
+        },
+    )
+}
+
+/// The largest Apptentive record sent, in bytes, at least 1024 (default
+/// 32 MiB): a report whose record (files base64-encoded) would be larger is
+/// refused at submit with `FIELDREPORT_STATUS_ATTACHMENT_TOO_LARGE`. A
+/// smaller value returns `FIELDREPORT_STATUS_INVALID_CONFIG` and changes
+/// nothing. Apptentive only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+/// Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_set_apptentive_max_record_bytes(
+    config: *mut fieldreport_config,
+    max_bytes: u64,
+) -> fieldreport_status {
+    with_apptentive(
+        config,
+        "fieldreport_config_set_apptentive_max_record_bytes",
+        |a| {
+            *a = a
+                .clone()
+                .with_max_record_bytes(max_bytes)
+                .map_err(|e| Fail::from_error(e, a.token()))?;
+            Ok(())
+        },
+    )
+}
+
+/// The Apptentive `feedback.type` of feedback (default `"feedback"`) and
+/// of crash reports (default `"crash"`). An empty one returns
+/// `FIELDREPORT_STATUS_INVALID_CONFIG` and changes nothing. Apptentive
+/// only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`. Copies the strings;
+/// never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_set_apptentive_types(
+    config: *mut fieldreport_config,
+    feedback_type: *const c_char,
+    crash_type: *const c_char,
+) -> fieldreport_status {
+    with_apptentive(config, "fieldreport_config_set_apptentive_types", |a| {
+        let feedback = text(feedback_type, "feedback_type")?;
+        let crash = text(crash_type, "crash_type")?;
+        *a = a
+            .clone()
+            .with_types(feedback, crash)
+            .map_err(|e| Fail::from_error(e, a.token()))?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    fn c(s: &str) -> CString {
+        CString::new(s).unwrap()
+    }
+
+    fn last_error() -> String {
+        let n = unsafe { super::super::fieldreport_last_error(std::ptr::null_mut(), 0) };
+        let mut buf = vec![0 as c_char; n + 1];
+        unsafe { super::super::fieldreport_last_error(buf.as_mut_ptr(), buf.len()) };
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn new_abc(project: &str) -> (fieldreport_status, *mut fieldreport_config) {
+        let mut out: *mut fieldreport_config = std::ptr::dangling_mut();
+        let st = unsafe {
+            fieldreport_config_new_abc(
+                c("/tmp/outbox").as_ptr(),
+                c("http://127.0.0.1:9").as_ptr(),
+                c(project).as_ptr(),
+                c("2").as_ptr(),
+                c("abc-secret-key").as_ptr(),
+                &mut out,
+            )
+        };
+        (st, out)
+    }
+
+    fn abc_of(cfg: *mut fieldreport_config) -> AbcConfig {
+        match unsafe { &(*cfg).config.destination } {
+            Destination::Abc(a) => a.clone(),
+            other => panic!("not ABC: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn abc_config_is_checked_when_made() {
+        let (st, cfg) = new_abc("seven");
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(cfg.is_null());
+        assert!(
+            last_error().contains("project_id: must be a number"),
+            "{}",
+            last_error()
+        );
+
+        let (st, cfg) = new_abc("7");
+        assert_eq!(st, fieldreport_status::Ok);
+        let abc = abc_of(cfg);
+        assert_eq!(
+            abc.channel_url(),
+            "http://127.0.0.1:9/api/projects/7/channels/2"
+        );
+        assert_eq!(abc.map.summary, "message");
+        unsafe { fieldreport_config_free(cfg) };
+
+        let mut out: *mut fieldreport_config = std::ptr::dangling_mut();
+        let st = unsafe {
+            fieldreport_config_new_abc(
+                c("/tmp/o").as_ptr(),
+                std::ptr::null(),
+                c("1").as_ptr(),
+                c("1").as_ptr(),
+                c("k").as_ptr(),
+                &mut out,
+            )
+        };
+        assert_eq!(st, fieldreport_status::NullArgument);
+        assert!(out.is_null());
+        assert_eq!(last_error(), "base_url is NULL");
+    }
+
+    #[test]
+    fn abc_fields_are_set_one_role_at_a_time_and_a_bad_one_changes_nothing() {
+        let (_, cfg) = new_abc("1");
+        let set = |role: &str, field: Option<&str>| {
+            let field = field.map(c);
+            unsafe {
+                fieldreport_config_set_abc_field(
+                    cfg,
+                    c(role).as_ptr(),
+                    field.as_ref().map_or(std::ptr::null(), |f| f.as_ptr()),
+                )
+            }
+        };
+        assert_eq!(
+            set("description", Some("description")),
+            fieldreport_status::Ok
+        );
+        assert_eq!(
+            set("context.device.os_name", Some("os")),
+            fieldreport_status::Ok
+        );
+        assert_eq!(set("summary", Some("title")), fieldreport_status::Ok);
+        let before = abc_of(cfg);
+        assert_eq!(before.map.description.as_deref(), Some("description"));
+        assert_eq!(before.map.summary, "title");
+
+        assert_eq!(set("title", Some("x")), fieldreport_status::InvalidConfig);
+        assert!(last_error().starts_with("invalid configuration: map.title: unknown role"));
+        assert_eq!(
+            set("submitter", Some("description")),
+            fieldreport_status::InvalidConfig
+        );
+        assert!(last_error().contains("already receives another role"));
+        assert_eq!(
+            set("client_id", Some("id")),
+            fieldreport_status::InvalidConfig
+        );
+        assert_eq!(set("nonsense", None), fieldreport_status::InvalidConfig);
+        assert_eq!(abc_of(cfg), before, "a refused role changes nothing");
+
+        // Again replaces; NULL clears (the summary goes back to `message`).
+        assert_eq!(set("description", Some("details")), fieldreport_status::Ok);
+        assert_eq!(set("summary", None), fieldreport_status::Ok);
+        let after = abc_of(cfg);
+        assert_eq!(after.map.description.as_deref(), Some("details"));
+        assert_eq!(after.map.summary, "message");
+        assert_eq!(after.map.context.len(), 1);
+
+        let names = [c("crash"), c("ui")];
+        let ptrs = [names[0].as_ptr(), names[1].as_ptr()];
+        let st = unsafe { fieldreport_config_set_abc_issue_names(cfg, ptrs.as_ptr(), 2) };
+        assert_eq!(st, fieldreport_status::Ok);
+        assert_eq!(abc_of(cfg).issue_names, ["crash", "ui"]);
+        let empty = [c(" ")];
+        let bad = [empty[0].as_ptr()];
+        let st = unsafe { fieldreport_config_set_abc_issue_names(cfg, bad.as_ptr(), 1) };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert_eq!(abc_of(cfg).issue_names, ["crash", "ui"]);
+        let st = unsafe { fieldreport_config_set_abc_issue_names(cfg, std::ptr::null(), 1) };
+        assert_eq!(st, fieldreport_status::NullArgument);
+
+        // Centercode's and Apptentive's setters are refused, by name.
+        let st = unsafe { fieldreport_config_set_base_url(cfg, c("http://h").as_ptr()) };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(last_error()
+            .contains("fieldreport_config_set_base_url applies only to a config for Centercode"));
+        let st = unsafe { fieldreport_config_set_apptentive_max_record_bytes(cfg, 4096) };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(last_error().contains("this one delivers to abc"));
+        // Setters for every destination apply.
+        let st =
+            unsafe { fieldreport_config_set_policy(cfg, fieldreport_policy::MaxReports as i32, 9) };
+        assert_eq!(st, fieldreport_status::Ok);
+        assert!(!format!("{:?}", unsafe { &(*cfg).config }).contains("abc-secret-key"));
+        unsafe { fieldreport_config_free(cfg) };
+    }
+
+    #[test]
+    fn apptentive_config_and_its_setters() {
+        let mut cfg: *mut fieldreport_config = std::ptr::null_mut();
+        let st = unsafe {
+            fieldreport_config_new_apptentive(
+                c("/tmp/o").as_ptr(),
+                c("api.apptentive.com").as_ptr(),
+                c("tok-1234").as_ptr(),
+                &mut cfg,
+            )
+        };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(cfg.is_null());
+        assert!(last_error().contains("base_url"), "{}", last_error());
+        let st = unsafe {
+            fieldreport_config_new_apptentive(
+                c("/tmp/o").as_ptr(),
+                c("https://api.apptentive.com").as_ptr(),
+                c("tok-1234").as_ptr(),
+                &mut cfg,
+            )
+        };
+        assert_eq!(st, fieldreport_status::Ok);
+        let app = |cfg: *mut fieldreport_config| match unsafe { &(*cfg).config.destination } {
+            Destination::Apptentive(a) => a.clone(),
+            other => panic!("not Apptentive: {other:?}"),
+        };
+        let st = unsafe { fieldreport_config_set_apptentive_max_record_bytes(cfg, 10) };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(last_error().contains("max_record_bytes: must be at least 1024"));
+        assert_eq!(app(cfg).max_record_bytes, 32 * 1024 * 1024);
+        let st = unsafe { fieldreport_config_set_apptentive_max_record_bytes(cfg, 4096) };
+        assert_eq!(st, fieldreport_status::Ok);
+        assert_eq!(app(cfg).max_record_bytes, 4096);
+        let st = unsafe {
+            fieldreport_config_set_apptentive_types(cfg, c("bug").as_ptr(), c("").as_ptr())
+        };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert_eq!(app(cfg).feedback_type, "feedback");
+        let st = unsafe {
+            fieldreport_config_set_apptentive_types(cfg, c("bug").as_ptr(), c("boom").as_ptr())
+        };
+        assert_eq!(st, fieldreport_status::Ok);
+        assert_eq!(
+            (
+                app(cfg).feedback_type.as_str(),
+                app(cfg).crash_type.as_str()
+            ),
+            ("bug", "boom")
+        );
+        let st = unsafe {
+            fieldreport_config_set_abc_field(cfg, c("description").as_ptr(), c("d").as_ptr())
+        };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(last_error().contains("applies only to a config for ABC"));
+        let st = unsafe { fieldreport_config_set_crash_element_key(cfg, c("Log").as_ptr()) };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert!(last_error().contains("this one delivers to apptentive"));
+        unsafe { fieldreport_config_free(cfg) };
+    }
+
+    #[test]
+    fn abc_setters_refuse_a_centercode_config() {
+        let mut cfg: *mut fieldreport_config = std::ptr::null_mut();
+        let st = unsafe {
+            fieldreport_config_new(
+                c("/tmp/o").as_ptr(),
+                c("P").as_ptr(),
+                c("T").as_ptr(),
+                c("key-123").as_ptr(),
+                &mut cfg,
+            )
+        };
+        assert_eq!(st, fieldreport_status::Ok);
+        let st = unsafe {
+            fieldreport_config_set_abc_field(cfg, c("summary").as_ptr(), c("m").as_ptr())
+        };
+        assert_eq!(st, fieldreport_status::InvalidConfig);
+        assert_eq!(
+            last_error(),
+            "fieldreport_config_set_abc_field applies only to a config for ABC; this one delivers to centercode"
+        );
+        let st = unsafe {
+            fieldreport_config_set_abc_field(
+                std::ptr::null_mut(),
+                c("summary").as_ptr(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(st, fieldreport_status::NullArgument);
+        unsafe { fieldreport_config_free(cfg) };
+    }
 }

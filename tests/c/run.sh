@@ -3,7 +3,7 @@
 #   - builds the CLI (for `fieldreport sandbox`), then the library with
 #     bindings/c/build.sh --debug (TARGET/debug/libfieldreport.{a,so} and
 #     their pkg-config files; TARGET is $CARGO_TARGET_DIR or ./target);
-#   - starts a sandbox on a free port;
+#   - starts a Centercode and an ABC User Feedback sandbox on free ports;
 #   - compiles tests/c/test_ffi.c and examples/c/example.c as C11
 #     (-pedantic) and as C++17, each linked statically and dynamically;
 #   - compiles the example with `pkg-config --cflags --libs` (fieldreport and
@@ -44,15 +44,15 @@ fi
 
 OUT="$TARGET/c-tests"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fieldreport-c-tests.XXXXXX")
-SANDBOX_PID=""
+SANDBOX_PIDS=""
 passed=0
 failed=0
 
 cleanup() {
-    if [ -n "$SANDBOX_PID" ]; then
-        kill "$SANDBOX_PID" 2>/dev/null
-        wait "$SANDBOX_PID" 2>/dev/null
-    fi
+    for pid in $SANDBOX_PIDS; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -96,25 +96,39 @@ if [ -n "$absent" ]; then
     exit 1
 fi
 
-# --- Start a sandbox on a free port (port 0: it picks one and prints it) ------
-"$LIBDIR/fieldreport" sandbox --port 0 >"$WORK/sandbox.out" 2>&1 &
-SANDBOX_PID=$!
+# --- Start the sandboxes on free ports (port 0: each picks one and prints it)
+# start_sandbox KIND BANNER VAR: starts `fieldreport sandbox --kind KIND`,
+# waits for its "BANNER listening at URL" line and sets VAR to the URL.
+start_sandbox() {
+    kind=$1
+    banner=$2
+    # Made first: the loop below may read it before the shell behind `&` has.
+    : >"$WORK/sandbox-$kind.out"
+    "$LIBDIR/fieldreport" sandbox --kind "$kind" --port 0 >"$WORK/sandbox-$kind.out" 2>&1 &
+    pid=$!
+    SANDBOX_PIDS="$SANDBOX_PIDS $pid"
+    found=""
+    i=0
+    while [ $i -lt 100 ]; do
+        found=$(sed -n "s/^$banner listening at \(http[^ ]*\).*/\1/p" "$WORK/sandbox-$kind.out")
+        [ -n "$found" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -z "$found" ]; then
+        echo "the $kind sandbox did not start:"
+        cat "$WORK/sandbox-$kind.out"
+        echo "$passed passed, $((failed + 1)) failed"
+        exit 1
+    fi
+    eval "$3=\$found"
+    echo "$kind sandbox at $found"
+}
 URL=""
-i=0
-while [ $i -lt 100 ]; do
-    URL=$(sed -n 's/^Centercode sandbox listening at \(http[^ ]*\).*/\1/p' "$WORK/sandbox.out")
-    [ -n "$URL" ] && break
-    kill -0 "$SANDBOX_PID" 2>/dev/null || break
-    sleep 0.1
-    i=$((i + 1))
-done
-if [ -z "$URL" ]; then
-    echo "the sandbox did not start:"
-    cat "$WORK/sandbox.out"
-    echo "$passed passed, $((failed + 1)) failed"
-    exit 1
-fi
-echo "sandbox at $URL"
+ABC_URL=""
+start_sandbox centercode "Centercode sandbox" URL
+start_sandbox abc "ABC User Feedback sandbox" ABC_URL
 
 # --- Compile -----------------------------------------------------------------
 CFLAGS="-std=c11 -Wall -Wextra -Werror -pedantic -g -I bindings/c"
@@ -155,7 +169,8 @@ run_test() {
     bin=$2
     shift 2
     dir=$(mktemp -d "$WORK/run.XXXXXX")
-    step "$name" env FIELDREPORT_SANDBOX_URL="$URL" FIELDREPORT_TEST_DIR="$dir" "$@" "$bin"
+    step "$name" env FIELDREPORT_SANDBOX_URL="$URL" FIELDREPORT_ABC_SANDBOX_URL="$ABC_URL" \
+        FIELDREPORT_TEST_DIR="$dir" "$@" "$bin"
 }
 
 run_example() {

@@ -5,6 +5,8 @@
  *
  * Environment:
  *   FIELDREPORT_SANDBOX_URL  the sandbox's API base URL (http://127.0.0.1:N/api/v1)
+ *   FIELDREPORT_ABC_SANDBOX_URL  an ABC User Feedback sandbox's root
+ *                            (http://127.0.0.1:N; `fieldreport sandbox --kind abc`)
  *   FIELDREPORT_TEST_DIR     an empty directory for outboxes and files
  *
  * Prints one line per failed check, then "test_ffi: N passed, N failed";
@@ -75,6 +77,8 @@ static void check_status(int got, int want, int line, const char *what) {
 static const char *g_url;
 static const char *g_dir;
 static int g_port;
+static const char *g_abc_url;
+static int g_abc_port;
 
 static char *join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -112,8 +116,9 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* One HTTP/1.0 request to the sandbox; returns the malloc'd body or NULL. */
-static char *http(const char *method, const char *path, const char *body) {
+/* One HTTP/1.0 request to the sandbox on `port`; returns the malloc'd body
+ * or NULL. */
+static char *http_to(int port, const char *method, const char *path, const char *body) {
     struct sockaddr_in addr;
     char head[512];
     char *buf = NULL;
@@ -123,7 +128,7 @@ static char *http(const char *method, const char *path, const char *body) {
     if (fd < 0) return NULL;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
-    addr.sin_port = htons((unsigned short)g_port);
+    addr.sin_port = htons((unsigned short)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         close(fd);
@@ -157,6 +162,11 @@ static char *http(const char *method, const char *path, const char *body) {
     }
     memmove(buf, start + 4, strlen(start + 4) + 1);
     return buf;
+}
+
+/* One HTTP/1.0 request to the Centercode sandbox. */
+static char *http(const char *method, const char *path, const char *body) {
+    return http_to(g_port, method, path, body);
 }
 
 static int sandbox_has(const char *needle) {
@@ -1077,6 +1087,215 @@ static void test_close(fieldreport_client *c) {
     fieldreport_feedback_free(fb);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Other destinations                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void test_abc_config(void) {
+    fieldreport_config *cfg = (fieldreport_config *)&g_passed; /* garbage, must be reset */
+    char *outbox = join(g_dir, "abc-config");
+    const char *secret = "ABC-SECRET-0123456789";
+
+    /* NULL for every pointer argument. */
+    CHECK_STATUS(fieldreport_config_new_abc(NULL, g_abc_url, "1", "1", "k", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(cfg == NULL);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, NULL, "1", "1", "k", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(strcmp(last_error(), "base_url is NULL") == 0);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, NULL, "1", "k", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "1", NULL, "k", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "1", "1", NULL, &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "1", "1", "k", NULL),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(cfg == NULL);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, BAD_UTF8, "1", "k", &cfg),
+                 FIELDREPORT_STATUS_INVALID_UTF8);
+    CHECK(cfg == NULL);
+
+    /* Checked when made: each bad argument is named, and no config is made. */
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "one", "1", secret, &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL);
+    CHECK(strstr(last_error(), "project_id: must be a number") != NULL);
+    CHECK(strstr(last_error(), secret) == NULL);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "1", "0", secret, &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL && strstr(last_error(), "channel_id") != NULL);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, "feedback.example.com", "1", "1", secret, &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL && strstr(last_error(), "base_url") != NULL);
+    CHECK_STATUS(fieldreport_config_new_abc(outbox, g_abc_url, "1", "1", "", &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL && strstr(last_error(), "api_key") != NULL);
+
+    CHECK_OK(fieldreport_config_new_abc(outbox, g_abc_url, "1", "1", secret, &cfg));
+    CHECK(cfg != NULL);
+
+    /* Field roles: NULLs, an unknown role, a reserved key, a field used twice. */
+    CHECK_STATUS(fieldreport_config_set_abc_field(NULL, "summary", "message"),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, NULL, "message"),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, "summary", BAD_UTF8),
+                 FIELDREPORT_STATUS_INVALID_UTF8);
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, "title", "message"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "map.title: unknown role") != NULL);
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, "client_id", "id"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "reserves") != NULL);
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "description", "description"));
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, "submitter", "description"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "already receives another role") != NULL);
+
+    /* Issue names: NULL array with a count, an empty name. */
+    CHECK_STATUS(fieldreport_config_set_abc_issue_names(cfg, NULL, 1),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    {
+        const char *empty[1] = {""};
+        CHECK_STATUS(fieldreport_config_set_abc_issue_names(cfg, empty, 1),
+                     FIELDREPORT_STATUS_INVALID_CONFIG);
+    }
+    CHECK_OK(fieldreport_config_set_abc_issue_names(cfg, NULL, 0));
+
+    /* Other destinations' setters are refused by name; common ones apply. */
+    CHECK_STATUS(fieldreport_config_set_base_url(cfg, "http://127.0.0.1:1/api/v1"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "fieldreport_config_set_base_url") != NULL &&
+          strstr(last_error(), "delivers to abc") != NULL);
+    CHECK_STATUS(fieldreport_config_set_company(cfg, "acme"), FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(fieldreport_config_set_context_field(cfg, "os", "OS"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(fieldreport_config_set_crash_element_key(cfg, "Log"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(fieldreport_config_set_client_id_lookup(cfg, "cid", "lk"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(fieldreport_config_set_apptentive_max_record_bytes(cfg, 4096),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(fieldreport_config_set_apptentive_types(cfg, "bug", "crash"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_OK(fieldreport_config_set_app(cfg, "FFI Test", "1.0", NULL));
+    CHECK_OK(fieldreport_config_set_policy(cfg, FIELDREPORT_POLICY_DURABILITY, 1));
+    fieldreport_config_free(cfg);
+    free(outbox);
+}
+
+static void test_abc_delivery(void) {
+    fieldreport_config *cfg = NULL;
+    fieldreport_client *c = NULL;
+    fieldreport_feedback *fb = NULL;
+    fieldreport_crash *crash = NULL;
+    fieldreport_flush_result *result = NULL;
+    fieldreport_report_state state;
+    char *outbox = join(g_dir, "abc");
+    char summary[128];
+    char *state_json;
+    int64_t id = 0, crash_id = 0;
+    size_t i;
+    int delivered = 0;
+    const char *issues[2] = {"ffi", "c"};
+
+    snprintf(summary, sizeof summary, "ABC from C (pid %ld)", (long)getpid());
+    CHECK_OK(fieldreport_config_new_abc(outbox, g_abc_url, "1", "1", SANDBOX_KEY, &cfg));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "description", "description"));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "submitter", "submitter"));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "crash_log", "crash_log"));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "client_id", "client_id"));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "images", "images"));
+    CHECK_OK(fieldreport_config_set_abc_field(cfg, "context.device.os_name", "os"));
+    CHECK_OK(fieldreport_config_set_abc_issue_names(cfg, issues, 2));
+    CHECK_OK(fieldreport_config_set_app(cfg, "FFI Test", "1.0", NULL));
+    CHECK_OK(fieldreport_config_set_policy(cfg, FIELDREPORT_POLICY_DURABILITY, 1));
+    CHECK_OK(fieldreport_client_open(cfg, &c));
+    fieldreport_config_free(cfg);
+    free(outbox);
+    if (!c) return;
+
+    CHECK_OK(fieldreport_feedback_new(summary, &fb));
+    CHECK_OK(fieldreport_feedback_set_description(fb, "Sent through the C ABI to ABC."));
+    CHECK_OK(fieldreport_feedback_set_submitter(fb, "c@example.com"));
+    CHECK_OK(fieldreport_feedback_attach_bytes(fb, "screenshot", "shot.png", PNG, sizeof PNG, NULL));
+    CHECK_OK(fieldreport_client_submit(c, fb, &id));
+    fieldreport_feedback_free(fb);
+    CHECK_OK(fieldreport_crash_new_text("SIGSEGV in abc_test()\n#0 0xdead\n", &crash));
+    CHECK_OK(fieldreport_client_submit_crash(c, crash, &crash_id));
+    fieldreport_crash_free(crash);
+
+    CHECK_OK(fieldreport_client_flush(c, 60000, &result));
+    CHECK(result != NULL);
+    CHECK(fieldreport_flush_result_receipt_count(result) == 2);
+    CHECK(fieldreport_flush_result_pending(result) == 0);
+    CHECK(fieldreport_flush_result_dead(result) == 0);
+    CHECK(fieldreport_flush_result_stopped(result) == NULL);
+    for (i = 0; i < fieldreport_flush_result_receipt_count(result); i++) {
+        const fieldreport_receipt *r = fieldreport_flush_result_receipt(result, i);
+        if (r && (int)r->state == FIELDREPORT_REPORT_STATE_DELIVERED && r->server_key &&
+            r->server_key[0] != '\0' && r->error == NULL && r->rejected_count == 0)
+            delivered++;
+    }
+    CHECK(delivered == 2);
+    fieldreport_flush_result_free(result);
+    CHECK_OK(fieldreport_client_report_state(c, id, &state));
+    CHECK((int)state == FIELDREPORT_REPORT_STATE_DELIVERED);
+    CHECK_OK(fieldreport_client_report_state(c, crash_id, &state));
+    CHECK((int)state == FIELDREPORT_REPORT_STATE_DELIVERED);
+
+    /* The ABC sandbox holds the feedback, with the mapped fields. */
+    state_json = http_to(g_abc_port, "GET", "/_sandbox/state", NULL);
+    CHECK(state_json != NULL);
+    CHECK(state_json && strstr(state_json, summary) != NULL);
+    CHECK(state_json && strstr(state_json, "c@example.com") != NULL);
+    CHECK(state_json && strstr(state_json, "SIGSEGV in abc_test()") != NULL);
+    free(state_json);
+    fieldreport_client_free(c);
+}
+
+static void test_apptentive_config(void) {
+    fieldreport_config *cfg = (fieldreport_config *)&g_passed; /* garbage, must be reset */
+    char *outbox = join(g_dir, "apptentive-config");
+
+    CHECK_STATUS(fieldreport_config_new_apptentive(NULL, "https://api.apptentive.com", "t", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK(cfg == NULL);
+    CHECK_STATUS(fieldreport_config_new_apptentive(outbox, NULL, "t", &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_apptentive(outbox, "https://api.apptentive.com", NULL, &cfg),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_apptentive(outbox, "https://api.apptentive.com", "t", NULL),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_new_apptentive(outbox, "https://api.apptentive.com", "", &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL && strstr(last_error(), "token: is empty") != NULL);
+    CHECK_STATUS(fieldreport_config_new_apptentive(outbox, "ftp://h", "tok-1", &cfg),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(cfg == NULL && strstr(last_error(), "base_url") != NULL);
+
+    CHECK_OK(fieldreport_config_new_apptentive(outbox, "https://api.apptentive.com", "tok-1", &cfg));
+    CHECK_STATUS(fieldreport_config_set_apptentive_max_record_bytes(NULL, 4096),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_set_apptentive_max_record_bytes(cfg, 10),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "max_record_bytes: must be at least 1024") != NULL);
+    CHECK_OK(fieldreport_config_set_apptentive_max_record_bytes(cfg, 4096));
+    CHECK_STATUS(fieldreport_config_set_apptentive_types(cfg, "bug", NULL),
+                 FIELDREPORT_STATUS_NULL_ARGUMENT);
+    CHECK_STATUS(fieldreport_config_set_apptentive_types(cfg, "bug", " "),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_OK(fieldreport_config_set_apptentive_types(cfg, "bug", "crash"));
+    CHECK_STATUS(fieldreport_config_set_abc_field(cfg, "description", "d"),
+                 FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "delivers to apptentive") != NULL);
+    CHECK_STATUS(fieldreport_config_set_base_url(cfg, "https://x"), FIELDREPORT_STATUS_INVALID_CONFIG);
+    CHECK_OK(fieldreport_config_set_consent_default(cfg, false));
+    fieldreport_config_free(cfg);
+    free(outbox);
+}
+
 int main(void) {
     recorder rec;
     fieldreport_client *c;
@@ -1085,8 +1304,11 @@ int main(void) {
 
     g_url = getenv("FIELDREPORT_SANDBOX_URL");
     g_dir = getenv("FIELDREPORT_TEST_DIR");
-    if (!g_url || !g_dir || sscanf(g_url, "http://127.0.0.1:%d/", &g_port) != 1) {
-        fprintf(stderr, "set FIELDREPORT_SANDBOX_URL (http://127.0.0.1:N/api/v1) and FIELDREPORT_TEST_DIR\n");
+    g_abc_url = getenv("FIELDREPORT_ABC_SANDBOX_URL");
+    if (!g_url || !g_dir || sscanf(g_url, "http://127.0.0.1:%d/", &g_port) != 1 || !g_abc_url ||
+        sscanf(g_abc_url, "http://127.0.0.1:%d", &g_abc_port) != 1) {
+        fprintf(stderr, "set FIELDREPORT_SANDBOX_URL (http://127.0.0.1:N/api/v1), "
+                        "FIELDREPORT_ABC_SANDBOX_URL (http://127.0.0.1:N) and FIELDREPORT_TEST_DIR\n");
         return 2;
     }
     /* Several clients share one sandbox: lift its rate limit so that a 429
@@ -1120,6 +1342,9 @@ int main(void) {
         fieldreport_client_free(c);
     }
     test_limits();
+    test_abc_config();
+    test_abc_delivery();
+    test_apptentive_config();
     free(outbox);
     pthread_mutex_destroy(&rec.mu);
 

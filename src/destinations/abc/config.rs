@@ -131,6 +131,63 @@ fn field_key(role: &str, key: &str) -> Result<String, DestinationConfigError> {
     Ok(key.to_string())
 }
 
+/// Checks `(role, field key)` pairs and builds the map they describe.
+fn field_map(map: &[(&str, &str)]) -> Result<AbcFieldMap, DestinationConfigError> {
+    let mut fields = AbcFieldMap::default();
+    let mut seen: Vec<String> = Vec::new();
+    for (role, key) in map {
+        let key = field_key(role, key)?;
+        let slot = match *role {
+            "summary" => {
+                fields.summary = key.clone();
+                None
+            }
+            "description" => Some(&mut fields.description),
+            "submitter" => Some(&mut fields.submitter),
+            "crash_log" => Some(&mut fields.crash_log),
+            "client_id" => Some(&mut fields.client_id),
+            "images" => Some(&mut fields.images),
+            r if r.starts_with("context.") => {
+                let item = &r["context.".len()..];
+                let ok = item
+                    .split_once('.')
+                    .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
+                if !ok {
+                    return Err(DestinationConfigError::new(
+                        &format!("map.{r}"),
+                        "a context role is context.<block>.<key>, e.g. context.device.os_name",
+                    ));
+                }
+                fields.context.push((item.to_string(), key.clone()));
+                None
+            }
+            other => {
+                return Err(DestinationConfigError::new(
+                    &format!("map.{other}"),
+                    "unknown role: use summary, description, submitter, crash_log, client_id, images or context.<block>.<key>",
+                ))
+            }
+        };
+        if let Some(slot) = slot {
+            if slot.is_some() {
+                return Err(DestinationConfigError::new(
+                    &format!("map.{role}"),
+                    "is given twice",
+                ));
+            }
+            *slot = Some(key.clone());
+        }
+        if seen.contains(&key) && *role != "summary" {
+            return Err(DestinationConfigError::new(
+                &format!("map.{role}"),
+                format!("the field {key:?} already receives another role"),
+            ));
+        }
+        seen.push(key);
+    }
+    Ok(fields)
+}
+
 /// The default polite rate: ABC has no limit, we still pace ourselves.
 pub(crate) const ABC_POLITE_RATE: u32 = 5;
 
@@ -164,58 +221,7 @@ impl AbcConfig {
         let project_id = numeric_id("project_id", project_id)?;
         let channel_id = numeric_id("channel_id", channel_id)?;
         check_secret("api_key", api_key)?;
-        let mut fields = AbcFieldMap::default();
-        let mut seen: Vec<String> = Vec::new();
-        for (role, key) in map {
-            let key = field_key(role, key)?;
-            let slot = match *role {
-                "summary" => {
-                    fields.summary = key.clone();
-                    None
-                }
-                "description" => Some(&mut fields.description),
-                "submitter" => Some(&mut fields.submitter),
-                "crash_log" => Some(&mut fields.crash_log),
-                "client_id" => Some(&mut fields.client_id),
-                "images" => Some(&mut fields.images),
-                r if r.starts_with("context.") => {
-                    let item = &r["context.".len()..];
-                    let ok = item
-                        .split_once('.')
-                        .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
-                    if !ok {
-                        return Err(DestinationConfigError::new(
-                            &format!("map.{r}"),
-                            "a context role is context.<block>.<key>, e.g. context.device.os_name",
-                        ));
-                    }
-                    fields.context.push((item.to_string(), key.clone()));
-                    None
-                }
-                other => {
-                    return Err(DestinationConfigError::new(
-                        &format!("map.{other}"),
-                        "unknown role: use summary, description, submitter, crash_log, client_id, images or context.<block>.<key>",
-                    ))
-                }
-            };
-            if let Some(slot) = slot {
-                if slot.is_some() {
-                    return Err(DestinationConfigError::new(
-                        &format!("map.{role}"),
-                        "is given twice",
-                    ));
-                }
-                *slot = Some(key.clone());
-            }
-            if seen.contains(&key) && *role != "summary" {
-                return Err(DestinationConfigError::new(
-                    &format!("map.{role}"),
-                    format!("the field {key:?} already receives another role"),
-                ));
-            }
-            seen.push(key);
-        }
+        let fields = field_map(map)?;
         Ok(AbcConfig {
             base_url,
             project_id,
@@ -239,6 +245,19 @@ impl AbcConfig {
         }
         self.issue_names = names.iter().map(|n| n.to_string()).collect();
         Ok(self)
+    }
+
+    /// The same destination with its field map rebuilt from `map`
+    /// (checked as by [`AbcConfig::new`]), everything else kept: lets the C
+    /// layer set one role at a time and refuse a bad one without change.
+    pub(crate) fn with_map(
+        &self,
+        map: &[(&str, &str)],
+    ) -> Result<AbcConfig, DestinationConfigError> {
+        Ok(AbcConfig {
+            map: field_map(map)?,
+            ..self.clone()
+        })
     }
 
     /// Chooses how images are sent.
