@@ -318,13 +318,20 @@ mod tests {
         assert!(err(AbcConfig::checked("http://h", "abc", "1", "k", ok_map))
             .starts_with("project_id: must be a number"));
         assert!(err(AbcConfig::checked("http://h", "1x", "1", "k", ok_map)).contains("project_id"));
-        assert!(err(AbcConfig::checked("http://h", "1", "-2", "k", ok_map)).starts_with("channel_id"));
-        assert!(err(AbcConfig::checked("http://h", "0", "1", "k", ok_map)).contains("at least 1"));
         assert!(
-            err(AbcConfig::checked("http://h", "1", "1", "", ok_map)).starts_with("api_key: is empty")
+            err(AbcConfig::checked("http://h", "1", "-2", "k", ok_map)).starts_with("channel_id")
         );
+        assert!(err(AbcConfig::checked("http://h", "0", "1", "k", ok_map)).contains("at least 1"));
+        assert!(err(AbcConfig::checked("http://h", "1", "1", "", ok_map))
+            .starts_with("api_key: is empty"));
         assert!(err(AbcConfig::checked("h", "1", "1", "k", ok_map)).starts_with("base_url"));
-        let e = err(AbcConfig::checked("http://h", "1", "1", "k", &[("title", "x")]));
+        let e = err(AbcConfig::checked(
+            "http://h",
+            "1",
+            "1",
+            "k",
+            &[("title", "x")],
+        ));
         assert!(e.starts_with("map.title: unknown role"), "{e}");
         let e = err(AbcConfig::checked(
             "http://h",

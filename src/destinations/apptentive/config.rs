@@ -130,10 +130,7 @@ mod tests {
             "invalid configuration: token: is empty"
         );
         let e = c.clone().with_max_record_bytes(10).unwrap_err().to_string();
-        assert!(
-            e.contains("max_record_bytes: must be at least 1024"),
-            "{e}"
-        );
+        assert!(e.contains("max_record_bytes: must be at least 1024"), "{e}");
         assert!(c
             .with_types("bug", "")
             .unwrap_err()
