@@ -23,6 +23,9 @@ use crate::report as core_report;
 use crate::transport as core_transport;
 use crate::Error as CoreError;
 
+mod destination;
+pub use destination::{AbcDestination, ApptentiveDestination};
+
 uniffi::include_scaffolding!("uniffi");
 
 /// The library's version.
@@ -131,13 +134,38 @@ pub struct Config {
     pub context_fields: HashMap<String, String>,
     pub crash_element_key: Option<String>,
     pub consent_default: bool,
+    pub abc: Option<AbcDestination>,
+    pub apptentive: Option<ApptentiveDestination>,
 }
 
 /// Shown by foreign `toString()`/`__str__`/`description`: the core
-/// config's `Debug`, which redacts the API key.
+/// config's `Debug`, which redacts the API key. A config the core refuses
+/// (a bad destination setting) is shown field by field, the key redacted
+/// all the same: printing it is how one finds what is wrong.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.clone().into_core(), f)
+        match self.clone().into_core() {
+            Ok(core) => fmt::Debug::fmt(&core, f),
+            Err(_) => f
+                .debug_struct("Config")
+                .field("outbox_dir", &self.outbox_dir)
+                .field("project_key", &self.project_key)
+                .field("feedback_type_key", &self.feedback_type_key)
+                .field("api_key", &"<redacted>")
+                .field("base_url", &self.base_url)
+                .field("company", &self.company)
+                .field("allow_insecure_http", &self.allow_insecure_http)
+                .field("client_id_field", &self.client_id_field)
+                .field("lookup_key", &self.lookup_key)
+                .field("app", &self.app)
+                .field("policy", &self.policy)
+                .field("context_fields", &self.context_fields)
+                .field("crash_element_key", &self.crash_element_key)
+                .field("consent_default", &self.consent_default)
+                .field("abc", &self.abc)
+                .field("apptentive", &self.apptentive)
+                .finish(),
+        }
     }
 }
 
@@ -148,18 +176,21 @@ impl fmt::Display for Config {
 }
 
 impl Config {
-    fn into_core(self) -> core_config::Config {
-        let server = core_config::ServerConfig {
-            base_url: self.base_url,
-            company: self.company,
-            project_key: self.project_key,
-            feedback_type_key: self.feedback_type_key,
-            api_key: core_config::ApiKey::new(self.api_key),
-            allow_insecure_http: self.allow_insecure_http,
-            client_id_field: self.client_id_field,
-            lookup_key: self.lookup_key,
+    /// The core config; refuses a destination setting that cannot be used
+    /// (the core checks the rest at open).
+    fn into_core(self) -> Result<core_config::Config> {
+        let outbox = PathBuf::from(&self.outbox_dir);
+        let mut c = match destination::chosen(&self)? {
+            core_config::Destination::Centercode => self.centercode(),
+            core_config::Destination::Abc(a) => core_config::Config::abc(outbox, a),
+            core_config::Destination::Apptentive(a) => core_config::Config::apptentive(outbox, a),
         };
-        let mut c = core_config::Config::new(PathBuf::from(self.outbox_dir), server);
+        if !matches!(c.destination, core_config::Destination::Centercode) {
+            c.server.allow_insecure_http = self.allow_insecure_http;
+            // Passed on so that the core's open refuses them, with its own
+            // words, as it does for a Rust caller.
+            c.context_fields = self.context_fields.clone().into_iter().collect();
+        }
         if let Some(app) = self.app {
             c.app = core_config::AppInfo {
                 name: app.name,
@@ -172,11 +203,28 @@ impl Config {
         if let Some(p) = self.policy {
             p.apply(&mut c.policy);
         }
-        c.context_fields = self.context_fields.into_iter().collect();
-        if let Some(k) = self.crash_element_key {
+        c.consent_default = self.consent_default;
+        Ok(c)
+    }
+
+    /// The Centercode config, as before other destinations existed.
+    fn centercode(&self) -> core_config::Config {
+        let this = self.clone();
+        let server = core_config::ServerConfig {
+            base_url: this.base_url,
+            company: this.company,
+            project_key: this.project_key,
+            feedback_type_key: this.feedback_type_key,
+            api_key: core_config::ApiKey::new(this.api_key),
+            allow_insecure_http: this.allow_insecure_http,
+            client_id_field: this.client_id_field,
+            lookup_key: this.lookup_key,
+        };
+        let mut c = core_config::Config::new(PathBuf::from(this.outbox_dir), server);
+        c.context_fields = this.context_fields.into_iter().collect();
+        if let Some(k) = this.crash_element_key {
             c.crash_element_key = k;
         }
-        c.consent_default = self.consent_default;
         c
     }
 }
@@ -1088,12 +1136,12 @@ pub struct FieldReportClient {
 impl FieldReportClient {
     fn new(config: Config) -> Result<Self> {
         Ok(FieldReportClient {
-            inner: crate::Client::open(config.into_core())?,
+            inner: crate::Client::open(config.into_core()?)?,
         })
     }
 
     fn open_with_transport(config: Config, transport: Box<dyn HttpTransport>) -> Result<Self> {
-        let mut core = config.into_core();
+        let mut core = config.into_core()?;
         core.transport = Some(Arc::new(TransportAdapter(transport)));
         Ok(FieldReportClient {
             inner: crate::Client::open(core)?,
@@ -1186,7 +1234,7 @@ impl FieldReportClient {
 mod tests {
     use super::*;
 
-    fn config(dir: &str) -> Config {
+    pub(super) fn config(dir: &str) -> Config {
         Config {
             outbox_dir: dir.into(),
             project_key: "WidgetPro".into(),
@@ -1202,6 +1250,8 @@ mod tests {
             context_fields: HashMap::new(),
             crash_element_key: None,
             consent_default: true,
+            abc: None,
+            apptentive: None,
         }
     }
 
@@ -1242,7 +1292,7 @@ mod tests {
             busy_timeout: None,
             durability: Some(Durability::Normal),
         });
-        let core = c.into_core();
+        let core = c.into_core().unwrap();
         let d = core_config::Policy::default();
         assert_eq!(core.policy.max_reports, 7);
         assert_eq!(core.policy.retry_base, Duration::from_millis(10));

@@ -1,5 +1,6 @@
-"""Fixtures: a Centercode sandbox (the `fieldreport sandbox` CLI, run as a
-subprocess on a free port) and clients pointed at it.
+"""Fixtures: a sandbox (the `fieldreport sandbox` CLI, run as a subprocess
+on a free port: Centercode's by default, ABC's with `abc_sandbox`) and
+clients pointed at it.
 
 The sandbox binary is $FIELDREPORT_SANDBOX_BIN, or target/debug/fieldreport
 in the repository (built by bindings/python/build.sh with `cargo build
@@ -32,9 +33,11 @@ def sandbox_binary():
 
 
 class Sandbox:
-    """A running `fieldreport sandbox`, steered through its control endpoints."""
+    """A running `fieldreport sandbox --kind KIND`, steered through its
+    control endpoints. `base_url` is Centercode's API URL (`.../api/v1`), or
+    the server's root for the other kinds."""
 
-    def __init__(self):
+    def __init__(self, kind="centercode"):
         binary = sandbox_binary()
         if not binary.exists():
             raise RuntimeError(
@@ -43,13 +46,13 @@ class Sandbox:
             )
         # Port 0: the sandbox picks a free port and prints its base URL.
         self.proc = subprocess.Popen(
-            [str(binary), "sandbox", "--port", "0"],
+            [str(binary), "sandbox", "--kind", kind, "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,  # a start-up error becomes the first line
             text=True,
         )
         line = self._first_line(timeout=30)
-        m = re.search(r"(http://127\.0\.0\.1:(\d+)/api/v1)", line)
+        m = re.search(r"listening at (http://127\.0\.0\.1:(\d+)(?:/api/v1)?)\s*$", line)
         if not m:
             self.stop()
             raise RuntimeError(f"unexpected sandbox banner: {line!r}")
@@ -109,6 +112,14 @@ def sandbox():
     # The client paces itself; the sandbox's own limit would only add
     # timing-dependent 429s to tests that are not about rate limits.
     sb.configure(rate_limit_per_sec=None)
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def abc_sandbox():
+    """An ABC User Feedback sandbox: project 1, channel 1, key `sandbox-key`."""
+    sb = Sandbox("abc")
     yield sb
     sb.stop()
 

@@ -126,12 +126,119 @@ def _as_timedelta(what: str, value: _t.Any) -> _dt.timedelta:
 class Config(_ffi.Config):
     """Everything needed to open a `FieldReportClient` (see the generated
     `fieldreport._ffi.Config` for every field). `outbox_dir` may be a
-    `pathlib.Path`. Printing a `Config` never shows the API key."""
+    `pathlib.Path`. Printing a `Config` never shows the API key.
+
+    Centercode by default (`project_key`, `feedback_type_key`, `base_url`
+    or `company`); another destination with `abc=AbcDestination(...)` or
+    `apptentive=ApptentiveDestination(...)`, `api_key` then holding ABC's
+    key or Apptentive's token::
+
+        Config(outbox_dir=path, api_key=key,
+               abc=AbcDestination(base_url=url, project_id=1, channel_id=1,
+                                  map={"images": "images"}))
+    """
 
     outbox_dir = _path_property("outbox_dir", "outbox_dir")
 
     def __init__(self, *, outbox_dir: PathLike, **fields: _t.Any) -> None:
         super().__init__(outbox_dir=outbox_dir, **fields)  # type: ignore[arg-type]
+
+
+def _as_id(what: str, value: _t.Any) -> str:
+    # bool is an int, but project_id=True is a mistake, not project 1. The
+    # text is checked in Rust at open (InvalidConfig naming the setting).
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{what} must be an int or a str, not {type(value).__name__}")
+    return str(value)
+
+
+def _id_property(name: str) -> property:
+    slot = "_" + name
+    what = f"AbcDestination.{name}"
+
+    def get(self: _t.Any) -> str:
+        return getattr(self, slot)
+
+    def set_(self: _t.Any, value: _t.Union[int, str]) -> None:
+        setattr(self, slot, _as_id(what, value))
+
+    return property(get, set_, doc=f"{what}: an int or a str, kept as text.")
+
+
+def _as_map(value: _t.Any) -> _t.Dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, _t.Mapping):
+        raise TypeError(
+            f"AbcDestination.map must be a dict of role to field key, not {type(value).__name__}"
+        )
+    out = {}
+    for role, field in value.items():
+        if not isinstance(role, str) or not isinstance(field, str):
+            raise TypeError(f"AbcDestination.map: {role!r}: {field!r} is not str: str")
+        out[role] = field
+    return out
+
+
+def _as_names(value: _t.Any) -> _t.List[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, _t.Iterable):
+        raise TypeError(
+            f"AbcDestination.issue_names must be a list of str, not {type(value).__name__}"
+        )
+    names = list(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"AbcDestination.issue_names: {name!r} is not a str")
+    return names
+
+
+def _converted_property(name: str, convert: _t.Callable[[_t.Any], _t.Any], doc: str) -> property:
+    slot = "_" + name
+
+    def get(self: _t.Any) -> _t.Any:
+        return getattr(self, slot)
+
+    def set_(self: _t.Any, value: _t.Any) -> None:
+        setattr(self, slot, convert(value))
+
+    return property(get, set_, doc=doc)
+
+
+class AbcDestination(_ffi.AbcDestination):
+    """An ABC User Feedback channel, for `Config(abc=...)`; the API key is
+    `Config.api_key`. `project_id` and `channel_id` may be ints; `map` is a
+    dict of role to channel field (`{"images": "images", "crash_log":
+    "crash_log", "context.device.os_name": "os"}`); `issue_names` any
+    iterable of str. Checked at open: a bad value is refused with
+    `InvalidConfig` naming it (`abc.project_id: ...`)."""
+
+    project_id = _id_property("project_id")
+    channel_id = _id_property("channel_id")
+    map = _converted_property(
+        "map", _as_map, "Role -> channel field key: assign any mapping of str to str."
+    )
+    issue_names = _converted_property(
+        "issue_names", _as_names, "Issue names sent with every feedback: any iterable of str."
+    )
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        project_id: _t.Union[int, str],
+        channel_id: _t.Union[int, str],
+        map: _t.Optional[_t.Mapping[str, str]] = None,
+        issue_names: _t.Optional[_t.Iterable[str]] = None,
+    ) -> None:
+        super().__init__(
+            base_url=base_url,
+            project_id=project_id,  # type: ignore[arg-type]
+            channel_id=channel_id,  # type: ignore[arg-type]
+            map=map,  # type: ignore[arg-type]
+            issue_names=issue_names,  # type: ignore[arg-type]
+        )
 
 
 class Attachment(_ffi.Attachment):
@@ -249,7 +356,7 @@ for _name in _generated_all:
         # The variants of an enum with data (Event, Submission, HttpBody).
         if isinstance(_variant, type) and hasattr(_variant, "__dataclass_fields__"):
             _readable(_variant)
-for _cls in (Config, Attachment, Feedback, CrashReport):
+for _cls in (Config, AbcDestination, Attachment, Feedback, CrashReport):
     _readable(_cls)
 
 

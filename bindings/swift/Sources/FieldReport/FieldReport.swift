@@ -743,7 +743,8 @@ public protocol FieldReportClientProtocol: AnyObject, Sendable {
     func retry(id: Int64) throws 
     
     /**
-     * Replaces the API key; delivery paused for the old key resumes.
+     * Replaces the API key (ABC's key, Apptentive's token); delivery paused
+     * for the old key resumes.
      */
     func setApiKey(apiKey: String) throws 
     
@@ -989,7 +990,8 @@ open func retry(id: Int64)throws   {try rustCallWithError(FfiConverterTypeFieldR
 }
     
     /**
-     * Replaces the API key; delivery paused for the old key resumes.
+     * Replaces the API key (ABC's key, Apptentive's token); delivery paused
+     * for the old key resumes.
      */
 open func setApiKey(apiKey: String)throws   {try rustCallWithError(FfiConverterTypeFieldReportError_lift) {
         uniffiCallStatus in
@@ -1176,6 +1178,121 @@ public func FfiConverterTypeFieldReportClient_lower(_ value: FieldReportClient) 
 
 
 /**
+ * An ABC User Feedback channel (https://github.com/line/abc-user-feedback).
+ * The API key is `Config.api_key`. Checked at open: a bad value is refused
+ * with `InvalidConfig` naming it (`abc.project_id: ...`).
+ */
+public struct AbcDestination: Equatable, Hashable {
+    /**
+     * The server's root, e.g. `https://feedback.example.com` (its routes
+     * are under `/api`).
+     */
+    public var baseUrl: String
+    /**
+     * The numeric project id, as text (`"1"`).
+     */
+    public var projectId: String
+    /**
+     * The numeric channel id, as text (`"1"`).
+     */
+    public var channelId: String
+    /**
+     * Which channel field receives each part of a report: role -> field key.
+     * Roles: `summary` (default field `message`), `description`,
+     * `submitter`, `crash_log` (a TEXT field; without it crash reports are
+     * refused), `client_id` (a KEYWORD field: lets a lost answer be looked
+     * up instead of posting twice), `images` (the IMAGES field; without it
+     * attachments are rejected) and context items `context.<block>.<key>`
+     * (e.g. `context.device.os_name`).
+     */
+    public var map: [String: String]
+    /**
+     * Issue names attached to every feedback (each non-empty).
+     */
+    public var issueNames: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The server's root, e.g. `https://feedback.example.com` (its routes
+         * are under `/api`).
+         */baseUrl: String, 
+        /**
+         * The numeric project id, as text (`"1"`).
+         */projectId: String, 
+        /**
+         * The numeric channel id, as text (`"1"`).
+         */channelId: String, 
+        /**
+         * Which channel field receives each part of a report: role -> field key.
+         * Roles: `summary` (default field `message`), `description`,
+         * `submitter`, `crash_log` (a TEXT field; without it crash reports are
+         * refused), `client_id` (a KEYWORD field: lets a lost answer be looked
+         * up instead of posting twice), `images` (the IMAGES field; without it
+         * attachments are rejected) and context items `context.<block>.<key>`
+         * (e.g. `context.device.os_name`).
+         */map: [String: String] = [:], 
+        /**
+         * Issue names attached to every feedback (each non-empty).
+         */issueNames: [String] = []) {
+        self.baseUrl = baseUrl
+        self.projectId = projectId
+        self.channelId = channelId
+        self.map = map
+        self.issueNames = issueNames
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AbcDestination: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAbcDestination: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AbcDestination {
+        return
+            try AbcDestination(
+                baseUrl: FfiConverterString.read(from: &buf), 
+                projectId: FfiConverterString.read(from: &buf), 
+                channelId: FfiConverterString.read(from: &buf), 
+                map: FfiConverterDictionaryStringString.read(from: &buf), 
+                issueNames: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AbcDestination, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.baseUrl, into: &buf)
+        FfiConverterString.write(value.projectId, into: &buf)
+        FfiConverterString.write(value.channelId, into: &buf)
+        FfiConverterDictionaryStringString.write(value.map, into: &buf)
+        FfiConverterSequenceString.write(value.issueNames, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAbcDestination_lift(_ buf: RustBuffer) throws -> AbcDestination {
+    return try FfiConverterTypeAbcDestination.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAbcDestination_lower(_ value: AbcDestination) -> RustBuffer {
+    return FfiConverterTypeAbcDestination.lower(value)
+}
+
+
+/**
  * The app that embeds the library, recorded with every report.
  */
 public struct AppInfo: Equatable, Hashable {
@@ -1271,6 +1388,97 @@ public func FfiConverterTypeAppInfo_lift(_ buf: RustBuffer) throws -> AppInfo {
 #endif
 public func FfiConverterTypeAppInfo_lower(_ value: AppInfo) -> RustBuffer {
     return FfiConverterTypeAppInfo.lower(value)
+}
+
+
+/**
+ * Apptentive's records API. The OAuth token is `Config.api_key`.
+ */
+public struct ApptentiveDestination: Equatable, Hashable {
+    /**
+     * The API root, e.g. `https://api.apptentive.com`.
+     */
+    public var baseUrl: String
+    /**
+     * Largest record sent (files base64-encoded), at least 1024; a larger
+     * report is refused at submit. Default 32 MiB.
+     */
+    public var maxRecordBytes: UInt64?
+    /**
+     * `feedback.type` of feedback; default `feedback`.
+     */
+    public var feedbackType: String?
+    /**
+     * `feedback.type` of crash reports; default `crash`.
+     */
+    public var crashType: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The API root, e.g. `https://api.apptentive.com`.
+         */baseUrl: String, 
+        /**
+         * Largest record sent (files base64-encoded), at least 1024; a larger
+         * report is refused at submit. Default 32 MiB.
+         */maxRecordBytes: UInt64? = nil, 
+        /**
+         * `feedback.type` of feedback; default `feedback`.
+         */feedbackType: String? = nil, 
+        /**
+         * `feedback.type` of crash reports; default `crash`.
+         */crashType: String? = nil) {
+        self.baseUrl = baseUrl
+        self.maxRecordBytes = maxRecordBytes
+        self.feedbackType = feedbackType
+        self.crashType = crashType
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ApptentiveDestination: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeApptentiveDestination: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ApptentiveDestination {
+        return
+            try ApptentiveDestination(
+                baseUrl: FfiConverterString.read(from: &buf), 
+                maxRecordBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                feedbackType: FfiConverterOptionString.read(from: &buf), 
+                crashType: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ApptentiveDestination, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.baseUrl, into: &buf)
+        FfiConverterOptionUInt64.write(value.maxRecordBytes, into: &buf)
+        FfiConverterOptionString.write(value.feedbackType, into: &buf)
+        FfiConverterOptionString.write(value.crashType, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApptentiveDestination_lift(_ buf: RustBuffer) throws -> ApptentiveDestination {
+    return try FfiConverterTypeApptentiveDestination.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeApptentiveDestination_lower(_ value: ApptentiveDestination) -> RustBuffer {
+    return FfiConverterTypeApptentiveDestination.lower(value)
 }
 
 
@@ -1472,7 +1680,8 @@ public func FfiConverterTypeAttachmentStatus_lower(_ value: AttachmentStatus) ->
 
 /**
  * Everything needed to open a `FieldReportClient`: the outbox directory,
- * the Centercode server and project, the app, and optional limits.
+ * the destination (Centercode by default; ABC User Feedback with `abc`,
+ * Apptentive with `apptentive`), the app, and optional limits.
  * Printing a `Config` never shows the API key.
  */
 public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomStringConvertible {
@@ -1482,15 +1691,18 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
      */
     public var outboxDir: String
     /**
-     * The configured project key (e.g. `WidgetPro`).
+     * Centercode: the configured project key (e.g. `WidgetPro`); required
+     * (an empty one is refused at open). Leave empty for `abc`/`apptentive`.
      */
     public var projectKey: String
     /**
-     * The external feedback source's key (e.g. `Mobile`).
+     * Centercode: the external feedback source's key (e.g. `Mobile`);
+     * required. Leave empty for `abc`/`apptentive`.
      */
     public var feedbackTypeKey: String
     /**
-     * The API key authorised for this feedback source.
+     * The secret: Centercode's API key for this feedback source, ABC's API
+     * key (sent in the `x-api-key` header) or Apptentive's OAuth token.
      */
     public var apiKey: String
     /**
@@ -1540,6 +1752,19 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
      * called (the stored choice, once made, wins).
      */
     public var consentDefault: Bool
+    /**
+     * Deliver to an ABC User Feedback server instead of Centercode. The
+     * Centercode-only settings (`project_key`, `feedback_type_key`,
+     * `base_url`, `company`, `client_id_field`, `lookup_key`,
+     * `context_fields`, `crash_element_key`) must then be left unset.
+     */
+    public var abc: AbcDestination?
+    /**
+     * Deliver to Apptentive's records API instead of Centercode; the same
+     * Centercode-only settings must be left unset. At most one of `abc` and
+     * `apptentive` may be set.
+     */
+    public var apptentive: ApptentiveDestination?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1549,13 +1774,16 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
          * (or test rig) its own, on persistent storage.
          */outboxDir: String, 
         /**
-         * The configured project key (e.g. `WidgetPro`).
-         */projectKey: String, 
+         * Centercode: the configured project key (e.g. `WidgetPro`); required
+         * (an empty one is refused at open). Leave empty for `abc`/`apptentive`.
+         */projectKey: String = "", 
         /**
-         * The external feedback source's key (e.g. `Mobile`).
-         */feedbackTypeKey: String, 
+         * Centercode: the external feedback source's key (e.g. `Mobile`);
+         * required. Leave empty for `abc`/`apptentive`.
+         */feedbackTypeKey: String = "", 
         /**
-         * The API key authorised for this feedback source.
+         * The secret: Centercode's API key for this feedback source, ABC's API
+         * key (sent in the `x-api-key` header) or Apptentive's OAuth token.
          */apiKey: String, 
         /**
          * Full API base URL, e.g. `https://acme.centercode.com/api/v1`. When
@@ -1593,7 +1821,18 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
         /**
          * Whether the user has consented to sending, until `set_consent` is
          * called (the stored choice, once made, wins).
-         */consentDefault: Bool = true) {
+         */consentDefault: Bool = true, 
+        /**
+         * Deliver to an ABC User Feedback server instead of Centercode. The
+         * Centercode-only settings (`project_key`, `feedback_type_key`,
+         * `base_url`, `company`, `client_id_field`, `lookup_key`,
+         * `context_fields`, `crash_element_key`) must then be left unset.
+         */abc: AbcDestination? = nil, 
+        /**
+         * Deliver to Apptentive's records API instead of Centercode; the same
+         * Centercode-only settings must be left unset. At most one of `abc` and
+         * `apptentive` may be set.
+         */apptentive: ApptentiveDestination? = nil) {
         self.outboxDir = outboxDir
         self.projectKey = projectKey
         self.feedbackTypeKey = feedbackTypeKey
@@ -1608,6 +1847,8 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
         self.contextFields = contextFields
         self.crashElementKey = crashElementKey
         self.consentDefault = consentDefault
+        self.abc = abc
+        self.apptentive = apptentive
     }
 
     
@@ -1661,7 +1902,9 @@ public struct FfiConverterTypeConfig: FfiConverterRustBuffer {
                 policy: FfiConverterOptionTypePolicy.read(from: &buf), 
                 contextFields: FfiConverterDictionaryStringString.read(from: &buf), 
                 crashElementKey: FfiConverterOptionString.read(from: &buf), 
-                consentDefault: FfiConverterBool.read(from: &buf)
+                consentDefault: FfiConverterBool.read(from: &buf), 
+                abc: FfiConverterOptionTypeAbcDestination.read(from: &buf), 
+                apptentive: FfiConverterOptionTypeApptentiveDestination.read(from: &buf)
         )
     }
 
@@ -1680,6 +1923,8 @@ public struct FfiConverterTypeConfig: FfiConverterRustBuffer {
         FfiConverterDictionaryStringString.write(value.contextFields, into: &buf)
         FfiConverterOptionString.write(value.crashElementKey, into: &buf)
         FfiConverterBool.write(value.consentDefault, into: &buf)
+        FfiConverterOptionTypeAbcDestination.write(value.abc, into: &buf)
+        FfiConverterOptionTypeApptentiveDestination.write(value.apptentive, into: &buf)
     }
 }
 
@@ -4719,6 +4964,30 @@ fileprivate struct FfiConverterOptionDuration: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeAbcDestination: FfiConverterRustBuffer {
+    typealias SwiftType = AbcDestination?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeAbcDestination.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeAbcDestination.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeAppInfo: FfiConverterRustBuffer {
     typealias SwiftType = AppInfo?
 
@@ -4735,6 +5004,30 @@ fileprivate struct FfiConverterOptionTypeAppInfo: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeAppInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeApptentiveDestination: FfiConverterRustBuffer {
+    typealias SwiftType = ApptentiveDestination?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeApptentiveDestination.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeApptentiveDestination.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -922,6 +922,125 @@ class _UniffiFfiConverterString:
             builder.write(value.encode("utf-8"))
             return builder.finalize()
 
+class _UniffiFfiConverterMapStringString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, items):
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.check_lower(key)
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, items, buf):
+        buf.write_i32(len(items))
+        for (key, value) in items.items():
+            _UniffiFfiConverterString.write(key, buf)
+            _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative map size")
+
+        # It would be nice to use a dict comprehension,
+        # but in Python 3.7 and before the evaluation order is not according to spec,
+        # so we we're reading the value before the key.
+        # This loop makes the order explicit: first reading the key, then the value.
+        d = {}
+        for i in range(count):
+            key = _UniffiFfiConverterString.read(buf)
+            val = _UniffiFfiConverterString.read(buf)
+            d[key] = val
+        return d
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class AbcDestination:
+    """
+    An ABC User Feedback channel (https://github.com/line/abc-user-feedback).
+    The API key is `Config.api_key`. Checked at open: a bad value is refused
+    with `InvalidConfig` naming it (`abc.project_id: ...`).
+"""
+    def __init__(self, *, base_url:str, project_id:str, channel_id:str, map:dict[str, str] = _DEFAULT, issue_names:typing.List[str] = _DEFAULT):
+        self.base_url = base_url
+        self.project_id = project_id
+        self.channel_id = channel_id
+        if map is _DEFAULT:
+            self.map = {}
+        else:
+            self.map = map
+        if issue_names is _DEFAULT:
+            self.issue_names = []
+        else:
+            self.issue_names = issue_names
+        
+        
+
+    
+    def __str__(self):
+        return "AbcDestination(base_url={}, project_id={}, channel_id={}, map={}, issue_names={})".format(self.base_url, self.project_id, self.channel_id, self.map, self.issue_names)
+    def __eq__(self, other):
+        if self.base_url != other.base_url:
+            return False
+        if self.project_id != other.project_id:
+            return False
+        if self.channel_id != other.channel_id:
+            return False
+        if self.map != other.map:
+            return False
+        if self.issue_names != other.issue_names:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAbcDestination(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return AbcDestination(
+            base_url=_UniffiFfiConverterString.read(buf),
+            project_id=_UniffiFfiConverterString.read(buf),
+            channel_id=_UniffiFfiConverterString.read(buf),
+            map=_UniffiFfiConverterMapStringString.read(buf),
+            issue_names=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.base_url)
+        _UniffiFfiConverterString.check_lower(value.project_id)
+        _UniffiFfiConverterString.check_lower(value.channel_id)
+        _UniffiFfiConverterMapStringString.check_lower(value.map)
+        _UniffiFfiConverterSequenceString.check_lower(value.issue_names)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.base_url, buf)
+        _UniffiFfiConverterString.write(value.project_id, buf)
+        _UniffiFfiConverterString.write(value.channel_id, buf)
+        _UniffiFfiConverterMapStringString.write(value.map, buf)
+        _UniffiFfiConverterSequenceString.write(value.issue_names, buf)
+
 class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -1018,6 +1137,104 @@ class _UniffiFfiConverterTypeAppInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.build, buf)
         _UniffiFfiConverterOptionalString.write(value.locale, buf)
         _UniffiFfiConverterOptionalString.write(value.device_model, buf)
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class ApptentiveDestination:
+    """
+    Apptentive's records API. The OAuth token is `Config.api_key`.
+"""
+    def __init__(self, *, base_url:str, max_record_bytes:typing.Optional[int] = _DEFAULT, feedback_type:typing.Optional[str] = _DEFAULT, crash_type:typing.Optional[str] = _DEFAULT):
+        self.base_url = base_url
+        if max_record_bytes is _DEFAULT:
+            self.max_record_bytes = None
+        else:
+            self.max_record_bytes = max_record_bytes
+        if feedback_type is _DEFAULT:
+            self.feedback_type = None
+        else:
+            self.feedback_type = feedback_type
+        if crash_type is _DEFAULT:
+            self.crash_type = None
+        else:
+            self.crash_type = crash_type
+        
+        
+
+    
+    def __str__(self):
+        return "ApptentiveDestination(base_url={}, max_record_bytes={}, feedback_type={}, crash_type={})".format(self.base_url, self.max_record_bytes, self.feedback_type, self.crash_type)
+    def __eq__(self, other):
+        if self.base_url != other.base_url:
+            return False
+        if self.max_record_bytes != other.max_record_bytes:
+            return False
+        if self.feedback_type != other.feedback_type:
+            return False
+        if self.crash_type != other.crash_type:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeApptentiveDestination(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ApptentiveDestination(
+            base_url=_UniffiFfiConverterString.read(buf),
+            max_record_bytes=_UniffiFfiConverterOptionalUInt64.read(buf),
+            feedback_type=_UniffiFfiConverterOptionalString.read(buf),
+            crash_type=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.base_url)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.max_record_bytes)
+        _UniffiFfiConverterOptionalString.check_lower(value.feedback_type)
+        _UniffiFfiConverterOptionalString.check_lower(value.crash_type)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.base_url, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.max_record_bytes, buf)
+        _UniffiFfiConverterOptionalString.write(value.feedback_type, buf)
+        _UniffiFfiConverterOptionalString.write(value.crash_type, buf)
 
 class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
     @staticmethod
@@ -1134,19 +1351,6 @@ class _UniffiFfiConverterTypeAttachment(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalBytes.write(value.data, buf)
         _UniffiFfiConverterOptionalString.write(value.file_name, buf)
         _UniffiFfiConverterOptionalString.write(value.content_type, buf)
-
-class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u64"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**64
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u64(value)
 
 
 
@@ -1358,31 +1562,6 @@ class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
             return None
         elif flag == 1:
             return _UniffiFfiConverterUInt32.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
@@ -1771,45 +1950,65 @@ class _UniffiFfiConverterOptionalTypePolicy(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
-class _UniffiFfiConverterMapStringString(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterOptionalTypeAbcDestination(_UniffiConverterRustBuffer):
     @classmethod
-    def check_lower(cls, items):
-        for (key, value) in items.items():
-            _UniffiFfiConverterString.check_lower(key)
-            _UniffiFfiConverterString.check_lower(value)
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeAbcDestination.check_lower(value)
 
     @classmethod
-    def write(cls, items, buf):
-        buf.write_i32(len(items))
-        for (key, value) in items.items():
-            _UniffiFfiConverterString.write(key, buf)
-            _UniffiFfiConverterString.write(value, buf)
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeAbcDestination.write(value, buf)
 
     @classmethod
     def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative map size")
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeAbcDestination.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
-        # It would be nice to use a dict comprehension,
-        # but in Python 3.7 and before the evaluation order is not according to spec,
-        # so we we're reading the value before the key.
-        # This loop makes the order explicit: first reading the key, then the value.
-        d = {}
-        for i in range(count):
-            key = _UniffiFfiConverterString.read(buf)
-            val = _UniffiFfiConverterString.read(buf)
-            d[key] = val
-        return d
+class _UniffiFfiConverterOptionalTypeApptentiveDestination(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeApptentiveDestination.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeApptentiveDestination.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeApptentiveDestination.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
 class Config:
     """
     Everything needed to open a `FieldReportClient`: the outbox directory,
-    the Centercode server and project, the app, and optional limits.
+    the destination (Centercode by default; ABC User Feedback with `abc`,
+    Apptentive with `apptentive`), the app, and optional limits.
     Printing a `Config` never shows the API key.
 """
-    def __init__(self, *, outbox_dir:str, project_key:str, feedback_type_key:str, api_key:str, base_url:typing.Optional[str] = _DEFAULT, company:typing.Optional[str] = _DEFAULT, allow_insecure_http:bool = False, client_id_field:typing.Optional[str] = _DEFAULT, lookup_key:typing.Optional[str] = _DEFAULT, app:typing.Optional[AppInfo] = _DEFAULT, policy:typing.Optional[Policy] = _DEFAULT, context_fields:dict[str, str] = _DEFAULT, crash_element_key:typing.Optional[str] = _DEFAULT, consent_default:bool = True):
+    def __init__(self, *, outbox_dir:str, project_key:str = "", feedback_type_key:str = "", api_key:str, base_url:typing.Optional[str] = _DEFAULT, company:typing.Optional[str] = _DEFAULT, allow_insecure_http:bool = False, client_id_field:typing.Optional[str] = _DEFAULT, lookup_key:typing.Optional[str] = _DEFAULT, app:typing.Optional[AppInfo] = _DEFAULT, policy:typing.Optional[Policy] = _DEFAULT, context_fields:dict[str, str] = _DEFAULT, crash_element_key:typing.Optional[str] = _DEFAULT, consent_default:bool = True, abc:typing.Optional[AbcDestination] = _DEFAULT, apptentive:typing.Optional[ApptentiveDestination] = _DEFAULT):
         self.outbox_dir = outbox_dir
         self.project_key = project_key
         self.feedback_type_key = feedback_type_key
@@ -1848,6 +2047,14 @@ class Config:
         else:
             self.crash_element_key = crash_element_key
         self.consent_default = consent_default
+        if abc is _DEFAULT:
+            self.abc = None
+        else:
+            self.abc = abc
+        if apptentive is _DEFAULT:
+            self.apptentive = None
+        else:
+            self.apptentive = apptentive
         
     # The Rust `Debug::fmt` implementation.
     def __repr__(self) -> str:
@@ -1907,6 +2114,10 @@ class Config:
             return False
         if self.consent_default != other.consent_default:
             return False
+        if self.abc != other.abc:
+            return False
+        if self.apptentive != other.apptentive:
+            return False
         return True
 
 class _UniffiFfiConverterTypeConfig(_UniffiConverterRustBuffer):
@@ -1927,6 +2138,8 @@ class _UniffiFfiConverterTypeConfig(_UniffiConverterRustBuffer):
             context_fields=_UniffiFfiConverterMapStringString.read(buf),
             crash_element_key=_UniffiFfiConverterOptionalString.read(buf),
             consent_default=_UniffiFfiConverterBoolean.read(buf),
+            abc=_UniffiFfiConverterOptionalTypeAbcDestination.read(buf),
+            apptentive=_UniffiFfiConverterOptionalTypeApptentiveDestination.read(buf),
         )
 
     @staticmethod
@@ -1945,6 +2158,8 @@ class _UniffiFfiConverterTypeConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterMapStringString.check_lower(value.context_fields)
         _UniffiFfiConverterOptionalString.check_lower(value.crash_element_key)
         _UniffiFfiConverterBoolean.check_lower(value.consent_default)
+        _UniffiFfiConverterOptionalTypeAbcDestination.check_lower(value.abc)
+        _UniffiFfiConverterOptionalTypeApptentiveDestination.check_lower(value.apptentive)
 
     @staticmethod
     def write(value, buf):
@@ -1962,6 +2177,8 @@ class _UniffiFfiConverterTypeConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterMapStringString.write(value.context_fields, buf)
         _UniffiFfiConverterOptionalString.write(value.crash_element_key, buf)
         _UniffiFfiConverterBoolean.write(value.consent_default, buf)
+        _UniffiFfiConverterOptionalTypeAbcDestination.write(value.abc, buf)
+        _UniffiFfiConverterOptionalTypeApptentiveDestination.write(value.apptentive, buf)
 
 @dataclass
 class Field:
@@ -2484,29 +2701,6 @@ class _UniffiFfiConverterOptionalTypeDeliveryError(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeDeliveryError.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
 
 @dataclass
 class Receipt:
@@ -4572,7 +4766,8 @@ class FieldReportClientProtocol(typing.Protocol):
         raise NotImplementedError
     def set_api_key(self, api_key: str) -> None:
         """
-        Replaces the API key; delivery paused for the old key resumes.
+        Replaces the API key (ABC's key, Apptentive's token); delivery paused
+        for the old key resumes.
 """
         raise NotImplementedError
     def set_consent(self, granted: bool) -> None:
@@ -4837,7 +5032,8 @@ class FieldReportClient(FieldReportClientProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     def set_api_key(self, api_key: str) -> None:
         """
-        Replaces the API key; delivery paused for the old key resumes.
+        Replaces the API key (ABC's key, Apptentive's token); delivery paused
+        for the old key resumes.
 """
         
         _UniffiFfiConverterString.check_lower(api_key)
@@ -5145,7 +5341,9 @@ __all__ = [
     "ListenerError",
     "Submission",
     "TransportError",
+    "AbcDestination",
     "AppInfo",
+    "ApptentiveDestination",
     "Attachment",
     "AttachmentStatus",
     "Policy",

@@ -1652,7 +1652,8 @@ public interface FieldReportClientInterface {
     fun `retry`(`id`: kotlin.Long)
     
     /**
-     * Replaces the API key; delivery paused for the old key resumes.
+     * Replaces the API key (ABC's key, Apptentive's token); delivery paused
+     * for the old key resumes.
      */
     fun `setApiKey`(`apiKey`: kotlin.String)
     
@@ -1972,7 +1973,8 @@ open class FieldReportClient: Disposable, AutoCloseable, FieldReportClientInterf
 
     
     /**
-     * Replaces the API key; delivery paused for the old key resumes.
+     * Replaces the API key (ABC's key, Apptentive's token); delivery paused
+     * for the old key resumes.
      */
     @Throws(FieldReportException::class)override fun `setApiKey`(`apiKey`: kotlin.String)
         = 
@@ -2218,6 +2220,86 @@ public object FfiConverterTypeFieldReportClient: FfiConverter<FieldReportClient,
 
 
 /**
+ * An ABC User Feedback channel (https://github.com/line/abc-user-feedback).
+ * The API key is `Config.api_key`. Checked at open: a bad value is refused
+ * with `InvalidConfig` naming it (`abc.project_id: ...`).
+ */
+data class AbcDestination (
+    /**
+     * The server's root, e.g. `https://feedback.example.com` (its routes
+     * are under `/api`).
+     */
+    var `baseUrl`: kotlin.String
+    , 
+    /**
+     * The numeric project id, as text (`"1"`).
+     */
+    var `projectId`: kotlin.String
+    , 
+    /**
+     * The numeric channel id, as text (`"1"`).
+     */
+    var `channelId`: kotlin.String
+    , 
+    /**
+     * Which channel field receives each part of a report: role -> field key.
+     * Roles: `summary` (default field `message`), `description`,
+     * `submitter`, `crash_log` (a TEXT field; without it crash reports are
+     * refused), `client_id` (a KEYWORD field: lets a lost answer be looked
+     * up instead of posting twice), `images` (the IMAGES field; without it
+     * attachments are rejected) and context items `context.<block>.<key>`
+     * (e.g. `context.device.os_name`).
+     */
+    var `map`: Map<kotlin.String, kotlin.String> = mapOf() 
+    , 
+    /**
+     * Issue names attached to every feedback (each non-empty).
+     */
+    var `issueNames`: List<kotlin.String> = listOf() 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAbcDestination: FfiConverterRustBuffer<AbcDestination> {
+    override fun read(buf: ByteBuffer): AbcDestination {
+        return AbcDestination(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterMapStringString.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AbcDestination) = (
+            FfiConverterString.allocationSize(value.`baseUrl`) +
+            FfiConverterString.allocationSize(value.`projectId`) +
+            FfiConverterString.allocationSize(value.`channelId`) +
+            FfiConverterMapStringString.allocationSize(value.`map`) +
+            FfiConverterSequenceString.allocationSize(value.`issueNames`)
+    )
+
+    override fun write(value: AbcDestination, buf: ByteBuffer) {
+            FfiConverterString.write(value.`baseUrl`, buf)
+            FfiConverterString.write(value.`projectId`, buf)
+            FfiConverterString.write(value.`channelId`, buf)
+            FfiConverterMapStringString.write(value.`map`, buf)
+            FfiConverterSequenceString.write(value.`issueNames`, buf)
+    }
+}
+
+
+
+/**
  * The app that embeds the library, recorded with every report.
  */
 data class AppInfo (
@@ -2283,6 +2365,70 @@ public object FfiConverterTypeAppInfo: FfiConverterRustBuffer<AppInfo> {
             FfiConverterOptionalString.write(value.`build`, buf)
             FfiConverterOptionalString.write(value.`locale`, buf)
             FfiConverterOptionalString.write(value.`deviceModel`, buf)
+    }
+}
+
+
+
+/**
+ * Apptentive's records API. The OAuth token is `Config.api_key`.
+ */
+data class ApptentiveDestination (
+    /**
+     * The API root, e.g. `https://api.apptentive.com`.
+     */
+    var `baseUrl`: kotlin.String
+    , 
+    /**
+     * Largest record sent (files base64-encoded), at least 1024; a larger
+     * report is refused at submit. Default 32 MiB.
+     */
+    var `maxRecordBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * `feedback.type` of feedback; default `feedback`.
+     */
+    var `feedbackType`: kotlin.String? = null 
+    , 
+    /**
+     * `feedback.type` of crash reports; default `crash`.
+     */
+    var `crashType`: kotlin.String? = null 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeApptentiveDestination: FfiConverterRustBuffer<ApptentiveDestination> {
+    override fun read(buf: ByteBuffer): ApptentiveDestination {
+        return ApptentiveDestination(
+            FfiConverterString.read(buf),
+            FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ApptentiveDestination) = (
+            FfiConverterString.allocationSize(value.`baseUrl`) +
+            FfiConverterOptionalULong.allocationSize(value.`maxRecordBytes`) +
+            FfiConverterOptionalString.allocationSize(value.`feedbackType`) +
+            FfiConverterOptionalString.allocationSize(value.`crashType`)
+    )
+
+    override fun write(value: ApptentiveDestination, buf: ByteBuffer) {
+            FfiConverterString.write(value.`baseUrl`, buf)
+            FfiConverterOptionalULong.write(value.`maxRecordBytes`, buf)
+            FfiConverterOptionalString.write(value.`feedbackType`, buf)
+            FfiConverterOptionalString.write(value.`crashType`, buf)
     }
 }
 
@@ -2438,7 +2584,8 @@ public object FfiConverterTypeAttachmentStatus: FfiConverterRustBuffer<Attachmen
 
 /**
  * Everything needed to open a `FieldReportClient`: the outbox directory,
- * the Centercode server and project, the app, and optional limits.
+ * the destination (Centercode by default; ABC User Feedback with `abc`,
+ * Apptentive with `apptentive`), the app, and optional limits.
  * Printing a `Config` never shows the API key.
  */
 data class Config (
@@ -2449,17 +2596,20 @@ data class Config (
     var `outboxDir`: kotlin.String
     , 
     /**
-     * The configured project key (e.g. `WidgetPro`).
+     * Centercode: the configured project key (e.g. `WidgetPro`); required
+     * (an empty one is refused at open). Leave empty for `abc`/`apptentive`.
      */
-    var `projectKey`: kotlin.String
+    var `projectKey`: kotlin.String = "" 
     , 
     /**
-     * The external feedback source's key (e.g. `Mobile`).
+     * Centercode: the external feedback source's key (e.g. `Mobile`);
+     * required. Leave empty for `abc`/`apptentive`.
      */
-    var `feedbackTypeKey`: kotlin.String
+    var `feedbackTypeKey`: kotlin.String = "" 
     , 
     /**
-     * The API key authorised for this feedback source.
+     * The secret: Centercode's API key for this feedback source, ABC's API
+     * key (sent in the `x-api-key` header) or Apptentive's OAuth token.
      */
     var `apiKey`: kotlin.String
     , 
@@ -2519,6 +2669,21 @@ data class Config (
      * called (the stored choice, once made, wins).
      */
     var `consentDefault`: kotlin.Boolean = true 
+    , 
+    /**
+     * Deliver to an ABC User Feedback server instead of Centercode. The
+     * Centercode-only settings (`project_key`, `feedback_type_key`,
+     * `base_url`, `company`, `client_id_field`, `lookup_key`,
+     * `context_fields`, `crash_element_key`) must then be left unset.
+     */
+    var `abc`: AbcDestination? = null 
+    , 
+    /**
+     * Deliver to Apptentive's records API instead of Centercode; the same
+     * Centercode-only settings must be left unset. At most one of `abc` and
+     * `apptentive` may be set.
+     */
+    var `apptentive`: ApptentiveDestination? = null 
     
 ){
     
@@ -2558,6 +2723,8 @@ public object FfiConverterTypeConfig: FfiConverterRustBuffer<Config> {
             FfiConverterMapStringString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeAbcDestination.read(buf),
+            FfiConverterOptionalTypeApptentiveDestination.read(buf),
         )
     }
 
@@ -2575,7 +2742,9 @@ public object FfiConverterTypeConfig: FfiConverterRustBuffer<Config> {
             FfiConverterOptionalTypePolicy.allocationSize(value.`policy`) +
             FfiConverterMapStringString.allocationSize(value.`contextFields`) +
             FfiConverterOptionalString.allocationSize(value.`crashElementKey`) +
-            FfiConverterBoolean.allocationSize(value.`consentDefault`)
+            FfiConverterBoolean.allocationSize(value.`consentDefault`) +
+            FfiConverterOptionalTypeAbcDestination.allocationSize(value.`abc`) +
+            FfiConverterOptionalTypeApptentiveDestination.allocationSize(value.`apptentive`)
     )
 
     override fun write(value: Config, buf: ByteBuffer) {
@@ -2593,6 +2762,8 @@ public object FfiConverterTypeConfig: FfiConverterRustBuffer<Config> {
             FfiConverterMapStringString.write(value.`contextFields`, buf)
             FfiConverterOptionalString.write(value.`crashElementKey`, buf)
             FfiConverterBoolean.write(value.`consentDefault`, buf)
+            FfiConverterOptionalTypeAbcDestination.write(value.`abc`, buf)
+            FfiConverterOptionalTypeApptentiveDestination.write(value.`apptentive`, buf)
     }
 }
 
@@ -5182,6 +5353,38 @@ public object FfiConverterOptionalDuration: FfiConverterRustBuffer<java.time.Dur
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeAbcDestination: FfiConverterRustBuffer<AbcDestination?> {
+    override fun read(buf: ByteBuffer): AbcDestination? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeAbcDestination.read(buf)
+    }
+
+    override fun allocationSize(value: AbcDestination?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeAbcDestination.allocationSize(value)
+        }
+    }
+
+    override fun write(value: AbcDestination?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeAbcDestination.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeAppInfo: FfiConverterRustBuffer<AppInfo?> {
     override fun read(buf: ByteBuffer): AppInfo? {
         if (buf.get().toInt() == 0) {
@@ -5204,6 +5407,38 @@ public object FfiConverterOptionalTypeAppInfo: FfiConverterRustBuffer<AppInfo?> 
         } else {
             buf.put(1)
             FfiConverterTypeAppInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeApptentiveDestination: FfiConverterRustBuffer<ApptentiveDestination?> {
+    override fun read(buf: ByteBuffer): ApptentiveDestination? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeApptentiveDestination.read(buf)
+    }
+
+    override fun allocationSize(value: ApptentiveDestination?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeApptentiveDestination.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ApptentiveDestination?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeApptentiveDestination.write(value, buf)
         }
     }
 }

@@ -13,8 +13,8 @@ import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
 
 /**
- * The crate's Centercode sandbox, run as a child process:
- * `fieldreport sandbox --port 0`. Port 0 lets the sandbox bind a free port
+ * One of the crate's sandboxes, run as a child process:
+ * `fieldreport sandbox --kind KIND --port 0` (Centercode's by default). Port 0 lets the sandbox bind a free port
  * itself (no race with other processes picking the same one); the port is
  * read from the line it prints once it listens, then `GET /_sandbox/state`
  * is polled until it answers.
@@ -26,7 +26,7 @@ import java.util.concurrent.TimeUnit
 class SandboxProcess private constructor(
     private val process: Process,
     private val stderrLog: File,
-    /** e.g. `http://127.0.0.1:41234/api/v1` */
+    /** e.g. `http://127.0.0.1:41234/api/v1` (Centercode), the root for the other kinds */
     val baseUrl: String,
     /** e.g. `http://127.0.0.1:41234` */
     val root: String,
@@ -81,7 +81,10 @@ class SandboxProcess private constructor(
         const val PROJECT = "WidgetPro"
         const val FEEDBACK_TYPE = "Mobile"
 
-        private val URL_LINE = Regex("""listening at (http://127\.0\.0\.1:(\d+)/api/v1)""")
+        /** Apptentive's sandbox token (`Authorization: OAuth sandbox-token`). */
+        const val APPTENTIVE_TOKEN = "sandbox-token"
+
+        private val URL_LINE = Regex("""listening at (http://127\.0\.0\.1:(\d+)(?:/api/v1)?)\s*$""")
 
         /** The `fieldreport` CLI binary. */
         fun cliPath(): File {
@@ -95,9 +98,10 @@ class SandboxProcess private constructor(
             return f
         }
 
-        fun start(timeout: Duration = Duration.ofSeconds(20)): SandboxProcess {
+        /** Starts a sandbox of `kind`: `centercode`, `abc` or `apptentive`. */
+        fun start(kind: String = "centercode", timeout: Duration = Duration.ofSeconds(20)): SandboxProcess {
             val stderrLog = Files.createTempFile("fieldreport-sandbox", ".stderr").toFile()
-            val process = ProcessBuilder(cliPath().path, "sandbox", "--port", "0")
+            val process = ProcessBuilder(cliPath().path, "sandbox", "--kind", kind, "--port", "0")
                 .redirectError(stderrLog)
                 .redirectInput(ProcessBuilder.Redirect.from(File("/dev/null")))
                 .start()
