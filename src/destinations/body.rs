@@ -96,6 +96,7 @@ impl StreamBody {
 
     /// Whether the body has no bytes.
     #[cfg(test)]
+    #[cfg_attr(not(feature = "builtin-http"), allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -291,7 +291,7 @@ mod tests {
 
     /// The whole way: a foreign config opens a client that delivers to the
     /// ABC sandbox, and `set_api_key` reaches ABC's key.
-    #[cfg(feature = "sandbox")]
+    #[cfg(all(feature = "sandbox", feature = "builtin-http"))]
     #[test]
     fn a_foreign_abc_config_delivers_to_the_sandbox() {
         use crate::sandbox::{Sandbox, SandboxConfig};
