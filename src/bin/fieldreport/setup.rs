@@ -132,32 +132,13 @@ fn other_destination(
             refuse_foreign(matches, "abc", &centercode_only)?;
             let project = required(&server.project, "--project", "FIELDREPORT_PROJECT")?;
             let channel = required(&server.channel, "--channel", "FIELDREPORT_CHANNEL")?;
-            let map: Vec<(&str, &str)> = server
+            // Roles as the CLI names them (`device.os_name`): the library
+            // reads the same names.
+            let roles: Vec<(&str, &str)> = server
                 .map
                 .iter()
                 .map(|(r, f)| (r.as_str(), f.as_str()))
                 .collect();
-            // The CLI names context items BLOCK.KEY; the library's role is
-            // context.BLOCK.KEY.
-            let roles: Vec<(String, &str)> = map
-                .iter()
-                .map(|(r, f)| {
-                    let plain = [
-                        "summary",
-                        "description",
-                        "submitter",
-                        "crash_log",
-                        "client_id",
-                        "images",
-                    ];
-                    if plain.contains(r) || r.starts_with("context.") || !r.contains('.') {
-                        (r.to_string(), *f)
-                    } else {
-                        (format!("context.{r}"), *f)
-                    }
-                })
-                .collect();
-            let roles: Vec<(&str, &str)> = roles.iter().map(|(r, f)| (r.as_str(), *f)).collect();
             Config::abc(outbox, AbcConfig::new(base, project, channel, key, &roles)?)
         }
         _ => {

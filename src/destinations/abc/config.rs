@@ -147,15 +147,17 @@ fn field_map(map: &[(&str, &str)]) -> Result<AbcFieldMap, DestinationConfigError
             "crash_log" => Some(&mut fields.crash_log),
             "client_id" => Some(&mut fields.client_id),
             "images" => Some(&mut fields.images),
-            r if r.starts_with("context.") => {
-                let item = &r["context.".len()..];
+            // A context item by block and key, with or without `context.`
+            // in front (the CLI's `--map device.os_name=os`).
+            r if r.contains('.') => {
+                let item = r.strip_prefix("context.").unwrap_or(r);
                 let ok = item
                     .split_once('.')
                     .is_some_and(|(b, k)| !b.is_empty() && !k.is_empty());
                 if !ok {
                     return Err(DestinationConfigError::new(
                         &format!("map.{r}"),
-                        "a context role is context.<block>.<key>, e.g. context.device.os_name",
+                        "a context role is <block>.<key> (or context.<block>.<key>), e.g. device.os_name",
                     ));
                 }
                 fields.context.push((item.to_string(), key.clone()));
@@ -164,7 +166,7 @@ fn field_map(map: &[(&str, &str)]) -> Result<AbcFieldMap, DestinationConfigError
             other => {
                 return Err(DestinationConfigError::new(
                     &format!("map.{other}"),
-                    "unknown role: use summary, description, submitter, crash_log, client_id, images or context.<block>.<key>",
+                    "unknown role: use summary, description, submitter, crash_log, client_id, images or <block>.<key>",
                 ))
             }
         };
@@ -198,8 +200,8 @@ impl AbcConfig {
     /// `submitter`, `crash_log` (a TEXT field; without it crash reports are
     /// refused at submit), `client_id` (a KEYWORD field: lets a lost answer
     /// be looked up instead of posting twice), `images` (the IMAGES field;
-    /// without it attachments are rejected) or a context item
-    /// `context.<block>.<key>` (e.g. `context.device.os_name`).
+    /// without it attachments are rejected) or a context item by block and
+    /// key, `device.os_name` (also written `context.device.os_name`).
     pub fn new(
         base_url: &str,
         project_id: &str,
@@ -312,6 +314,7 @@ mod tests {
                 ("client_id", "client_id"),
                 ("images", "images"),
                 ("context.device.os_name", "os"),
+                ("app_version.build_number", "build"),
             ],
         )
         .unwrap();
@@ -323,7 +326,10 @@ mod tests {
         assert_eq!(c.map.crash_log.as_deref(), Some("crash_log"));
         assert_eq!(
             c.map.context,
-            vec![("device.os_name".to_string(), "os".to_string())]
+            vec![
+                ("device.os_name".to_string(), "os".to_string()),
+                ("app_version.build_number".to_string(), "build".to_string())
+            ]
         );
         assert_eq!(c.image_mode, ImageMode::Multipart);
         let d = AbcConfig::checked("http://h", "1", "1", "k", &[]).unwrap();
