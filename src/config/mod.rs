@@ -13,6 +13,7 @@ mod policy;
 mod server;
 pub use destination::{AbcConfig, ApptentiveConfig, Destination};
 pub use policy::{Durability, Policy};
+pub(crate) use server::url_shape;
 pub use server::{ApiKey, ServerConfig, CENTERCODE_MAX_UPLOAD};
 
 /// The app that embeds the library, recorded with every report.

@@ -111,7 +111,7 @@ impl ServerConfig {
     /// The validated base URL, without a trailing slash.
     pub(crate) fn resolved_base_url(&self) -> Result<String> {
         let url = match (&self.base_url, &self.company) {
-            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (Some(url), _) => url.clone(),
             (None, Some(company)) => {
                 if company.is_empty()
                     || !company
@@ -130,51 +130,56 @@ impl ServerConfig {
                 ))
             }
         };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| Internal::Config(format!("base URL {url:?} has no scheme")))?;
-        let authority = rest.split('/').next().unwrap_or("");
-        // `https://good@evil/` reads as one host and connects to another,
-        // and credentials belong in `api_key`, never in a URL.
-        if authority.contains('@') {
-            return Err(Internal::Config(
-                "base URL must not contain user info (`user@host`); the key belongs in api_key"
-                    .into(),
-            ));
-        }
-        let host = host_of(authority);
-        if host.is_empty() {
-            return Err(Internal::Config(format!("base URL {url:?} has no host")));
-        }
-        if url.contains('?') || url.contains('#') || url.chars().any(char::is_whitespace) {
+        let (scheme, host) =
+            url_shape(&url).map_err(|why| Internal::Config(format!("base URL {url:?} {why}")))?;
+        let url = url.trim_end_matches('/').to_string();
+        if scheme == "http" && !is_loopback(&host) && !self.allow_insecure_http {
             return Err(Internal::Config(format!(
-                "base URL {url:?} must not contain a query, fragment or spaces"
-            )));
-        }
-        match scheme {
-            "https" => {}
-            "http" if is_loopback(host) || self.allow_insecure_http => {}
-            "http" => {
-                return Err(Internal::Config(format!(
-                    "base URL uses http:// to {host}, which would send the API key in clear text; \
-                     use https:// or set allow_insecure_http"
-                )))
-            }
-            other => {
-                return Err(Internal::Config(format!(
-                    "base URL scheme {other:?} is not supported (use https)"
-                )))
-            }
-        }
-        // The key is bound to this origin; a URL it cannot be read from
-        // would otherwise be refused only later, after the outbox opened.
-        if crate::http::origin::Origin::of(&url).is_none() {
-            return Err(Internal::Config(format!(
-                "base URL {url:?} has no usable host and port"
+                "base URL uses http:// to {host}, which would send the API key in clear text; \
+                 use https:// or set allow_insecure_http"
             )));
         }
         Ok(url)
     }
+}
+
+/// Checks what every destination's base URL must be, whatever its server:
+/// http(s), a host, no user info, no query, fragment or spaces, and an
+/// origin the key can be bound to. Returns the scheme and host; the error
+/// says what is wrong (after the URL, e.g. "has no host"). One check, so
+/// that every destination refuses the same URLs with the same words.
+pub(crate) fn url_shape(url: &str) -> std::result::Result<(String, String), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("has no scheme (start it with https://)".into());
+    };
+    if scheme != "https" && scheme != "http" {
+        return Err(format!("has scheme {scheme:?}: use https:// (or http://)"));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    // `https://good@evil/` reads as one host and connects to another,
+    // and credentials belong in the key setting, never in a URL.
+    if authority.contains('@') {
+        return Err(
+            "must not contain user info or credentials (`user@host`); the key has its own setting"
+                .into(),
+        );
+    }
+    let host = host_of(authority);
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    if url.contains('?')
+        || url.contains('#')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must not contain a query, fragment, spaces or control characters".into());
+    }
+    // The key is bound to this origin; a URL it cannot be read from
+    // would otherwise be refused only later, after the outbox opened.
+    if crate::http::origin::Origin::of(url).is_none() {
+        return Err("has no usable host and port".into());
+    }
+    Ok((scheme.to_string(), host.to_string()))
 }
 
 fn host_of(authority: &str) -> &str {

@@ -180,28 +180,8 @@ impl std::error::Error for TranslateError {}
 /// Checks a destination's base URL: `http` or `https`, a host, no
 /// credentials, query or fragment. Returns it without a trailing `/`.
 pub(crate) fn check_base_url(setting: &str, url: &str) -> Result<String, DestinationConfigError> {
-    let bad = |m: &str| Err(DestinationConfigError::new(setting, m));
     let url = url.trim();
-    let rest = if let Some(r) = url.strip_prefix("https://") {
-        r
-    } else if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else {
-        return bad("must start with http:// or https://");
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() {
-        return bad("has no host");
-    }
-    if host.contains('@') {
-        return bad("must not carry credentials (user@host)");
-    }
-    if rest.contains('?') || rest.contains('#') {
-        return bad("must not have a query or fragment");
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain spaces or control characters");
-    }
+    crate::config::url_shape(url).map_err(|why| DestinationConfigError::new(setting, why))?;
     Ok(url.trim_end_matches('/').to_string())
 }
 
