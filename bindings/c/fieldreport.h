@@ -583,63 +583,6 @@ fieldreport_status fieldreport_config_new(const char *outbox_dir,
                                           fieldreport_config **out_config);
 
 /**
- * Creates a configuration that delivers to an ABC User Feedback server.
- *
- * - `outbox_dir`: the directory of the outbox, created (owner-only) at
- *   open if missing. Give each app its own.
- * - `base_url`: the server's root, e.g. `"https://feedback.example.com"`
- *   (its routes are under `/api`); `http://` only to loopback hosts unless
- *   `fieldreport_config_set_allow_insecure_http` allows it.
- * - `project_id`, `channel_id`: the numeric ids, as decimal text, e.g.
- *   `"1"`.
- * - `api_key`: the API key, sent in the `x-api-key` header only. It is
- *   copied; it never appears in any message or JSON the library produces.
- *
- * The summary goes to the channel's field `message` until
- * `fieldreport_config_set_abc_field` says otherwise; the other parts of a
- * report are sent only once mapped to a field with it.
- *
- * These arguments are checked here: a malformed URL, an id that is not a
- * positive number, or an empty key returns
- * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument
- * (`"project_id: must be a number ..."`). On success `*out_config` is a new
- * handle that the caller owns and frees with `fieldreport_config_free`; on
- * failure it is NULL. The strings are copied. Never blocks.
- */
-fieldreport_status fieldreport_config_new_abc(const char *outbox_dir,
-                                              const char *base_url,
-                                              const char *project_id,
-                                              const char *channel_id,
-                                              const char *api_key,
-                                              fieldreport_config **out_config);
-
-/**
- * Creates a configuration that delivers to Apptentive's records API.
- *
- * - `outbox_dir`: the directory of the outbox, created (owner-only) at
- *   open if missing. Give each app its own.
- * - `base_url`: the API root, e.g. `"https://api.apptentive.com"`.
- * - `token`: the OAuth token, sent in the `Authorization` header only. It
- *   is copied; it never appears in any message or JSON the library
- *   produces.
- *
- * A record may be at most 32 MiB (see
- * `fieldreport_config_set_apptentive_max_record_bytes`); feedback and
- * crash reports get the types `"feedback"` and `"crash"` (see
- * `fieldreport_config_set_apptentive_types`).
- *
- * A malformed URL or an empty token returns
- * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument.
- * On success `*out_config` is a new handle that the caller owns and frees
- * with `fieldreport_config_free`; on failure it is NULL. The strings are
- * copied. Never blocks.
- */
-fieldreport_status fieldreport_config_new_apptentive(const char *outbox_dir,
-                                                     const char *base_url,
-                                                     const char *token,
-                                                     fieldreport_config **out_config);
-
-/**
  * Frees a configuration. `config` may be NULL. A client opened from it is
  * not affected (it keeps its own copy). Never blocks.
  */
@@ -752,6 +695,63 @@ fieldreport_status fieldreport_config_set_consent_default(fieldreport_config *co
 fieldreport_status fieldreport_config_set_policy(fieldreport_config *config,
                                                  int32_t knob,
                                                  uint64_t value);
+
+/**
+ * Creates a configuration that delivers to an ABC User Feedback server.
+ *
+ * - `outbox_dir`: the directory of the outbox, created (owner-only) at
+ *   open if missing. Give each app its own.
+ * - `base_url`: the server's root, e.g. `"https://feedback.example.com"`
+ *   (its routes are under `/api`); `http://` only to loopback hosts unless
+ *   `fieldreport_config_set_allow_insecure_http` allows it.
+ * - `project_id`, `channel_id`: the numeric ids, as decimal text, e.g.
+ *   `"1"`.
+ * - `api_key`: the API key, sent in the `x-api-key` header only. It is
+ *   copied; it never appears in any message or JSON the library produces.
+ *
+ * The summary goes to the channel's field `message` until
+ * `fieldreport_config_set_abc_field` says otherwise; the other parts of a
+ * report are sent only once mapped to a field with it.
+ *
+ * These arguments are checked here: a malformed URL, an id that is not a
+ * positive number, or an empty key returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument
+ * (`"project_id: must be a number ..."`). On success `*out_config` is a new
+ * handle that the caller owns and frees with `fieldreport_config_free`; on
+ * failure it is NULL. The strings are copied. Never blocks.
+ */
+fieldreport_status fieldreport_config_new_abc(const char *outbox_dir,
+                                              const char *base_url,
+                                              const char *project_id,
+                                              const char *channel_id,
+                                              const char *api_key,
+                                              fieldreport_config **out_config);
+
+/**
+ * Creates a configuration that delivers to Apptentive's records API.
+ *
+ * - `outbox_dir`: the directory of the outbox, created (owner-only) at
+ *   open if missing. Give each app its own.
+ * - `base_url`: the API root, e.g. `"https://api.apptentive.com"`.
+ * - `token`: the OAuth token, sent in the `Authorization` header only. It
+ *   is copied; it never appears in any message or JSON the library
+ *   produces.
+ *
+ * A record may be at most 32 MiB (see
+ * `fieldreport_config_set_apptentive_max_record_bytes`); feedback and
+ * crash reports get the types `"feedback"` and `"crash"` (see
+ * `fieldreport_config_set_apptentive_types`).
+ *
+ * A malformed URL or an empty token returns
+ * `FIELDREPORT_STATUS_INVALID_CONFIG` with a message naming the argument.
+ * On success `*out_config` is a new handle that the caller owns and frees
+ * with `fieldreport_config_free`; on failure it is NULL. The strings are
+ * copied. Never blocks.
+ */
+fieldreport_status fieldreport_config_new_apptentive(const char *outbox_dir,
+                                                     const char *base_url,
+                                                     const char *token,
+                                                     fieldreport_config **out_config);
 
 /**
  * Sends one part of every report to the ABC channel's field `field`.
