@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{check_path_segment, ApiKey, Config};
 use crate::context;
+use crate::delivery::engine::Engine;
 use crate::delivery::sender::{Deliver, Sender};
 use crate::error::{Error, Internal, Result};
 use crate::outbox::{self, NewAttachment, NewReport, Outbox, Staged};
@@ -336,10 +337,10 @@ impl Deliver for Inner {
         &self.config.policy
     }
     fn flush(&self, budget: Duration) -> Result<FlushResult> {
-        Inner::flush(self, budget)
+        Engine(self).flush(budget)
     }
     fn next_due(&self) -> Option<SystemTime> {
-        Inner::next_due(self)
+        Engine(self).next_due()
     }
 }
 

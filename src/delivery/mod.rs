@@ -1,9 +1,11 @@
-//! Delivery: the one engine that does the I/O ([`engine`], with
-//! [`one_request`] for destinations that take a report in one request,
-//! and the background [`sender`]), and the decisions it asks, free of I/O:
+//! Delivery: the one engine that does the I/O ([`engine`]: the flush loop,
+//! pacing and outcomes; [`create`]: Centercode's create before the engine
+//! uploads; [`one_request`]: destinations that take a report in one
+//! request; and the background [`sender`]), and the decisions it asks, free of I/O:
 //! what an answer means ([`verdict`]), when to try again and how fast to
 //! send ([`pace`]), the dates servers send ([`dates`]).
 
+mod create;
 mod dates;
 pub(crate) mod engine;
 mod one_request;

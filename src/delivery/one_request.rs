@@ -8,9 +8,8 @@
 use std::fs::File;
 use std::time::SystemTime;
 
-use super::engine::Chain;
+use super::engine::{Chain, Engine};
 use super::{Created, Exchange, RateWindow};
-use crate::client::Inner;
 use crate::config::Destination;
 use crate::context;
 use crate::destinations::abc::translate as abc;
@@ -20,7 +19,7 @@ use crate::error::Result;
 use crate::outbox::{self, now_ms, DeliveryRow, Stored};
 use crate::report::{DeliveryError, Event, Receipt, ReportKind, ReportState};
 
-impl Inner {
+impl Engine<'_> {
     /// The configured destination, with the key the app set last.
     fn destination_now(&self) -> Destination {
         let key = self.server().api_key().expose().to_string();
