@@ -4,6 +4,7 @@
 
 pub(crate) mod engine;
 mod one_request;
+mod presigned;
 // Centercode's create answer and routing, read by the engine and the tests
 // below until the engine asks the destination through its translator.
 #[cfg(test)]
