@@ -22,15 +22,17 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-sample-image-bytes";
 #[derive(Clone, Copy, Debug)]
 enum Dest {
     Abc,
+    /// ABC sending images by presigned upload.
+    AbcPresigned,
     Apptentive,
 }
 
-const ALL: [Dest; 2] = [Dest::Abc, Dest::Apptentive];
+const ALL: [Dest; 3] = [Dest::Abc, Dest::AbcPresigned, Dest::Apptentive];
 
 impl Dest {
     fn sandbox(self) -> Sandbox {
         let cfg = match self {
-            Dest::Abc => SandboxConfig::abc(),
+            Dest::Abc | Dest::AbcPresigned => SandboxConfig::abc(),
             Dest::Apptentive => SandboxConfig::apptentive(),
         };
         Sandbox::start(cfg).expect("sandbox starts")
@@ -38,7 +40,7 @@ impl Dest {
 
     fn config(self, dir: &std::path::Path, sb: &Sandbox, key: &str) -> Config {
         let mut c = match self {
-            Dest::Abc => Config::abc(
+            Dest::Abc | Dest::AbcPresigned => Config::abc(
                 dir,
                 AbcConfig::new(
                     &sb.base_url(),
@@ -54,6 +56,10 @@ impl Dest {
                         ("context.device.os_name", "os"),
                     ],
                 )
+                .map(|abc| match self {
+                    Dest::AbcPresigned => abc.with_presigned_images(),
+                    _ => abc,
+                })
                 .unwrap(),
             ),
             Dest::Apptentive => {
@@ -74,7 +80,7 @@ impl Dest {
     /// The status that means a refused key.
     fn refused_key_status(self) -> u16 {
         match self {
-            Dest::Abc => 403,
+            Dest::Abc | Dest::AbcPresigned => 403,
             Dest::Apptentive => 401,
         }
     }
@@ -82,7 +88,9 @@ impl Dest {
     /// The summary as the server stored it.
     fn summary_of(self, body: &serde_json::Value) -> String {
         match self {
-            Dest::Abc => body["message"].as_str().unwrap_or_default().to_string(),
+            Dest::Abc | Dest::AbcPresigned => {
+                body["message"].as_str().unwrap_or_default().to_string()
+            }
             Dest::Apptentive => body["feedback"]["feedback"]
                 .as_str()
                 .unwrap_or_default()
@@ -136,7 +144,7 @@ fn feedback_and_crash_reports_are_delivered_with_the_servers_reference() {
         let states: Vec<AttachmentState> = status.attachments.iter().map(|a| a.state).collect();
         let uploads = sb.uploads();
         match dest {
-            Dest::Abc => {
+            Dest::Abc | Dest::AbcPresigned => {
                 // ABC takes images only: the text file is rejected, with ABC's rule.
                 assert_eq!(
                     states,
@@ -155,6 +163,12 @@ fn feedback_and_crash_reports_are_delivered_with_the_servers_reference() {
                 assert!(log.contains("SIGSEGV in render()"), "{log}");
                 assert_eq!(uploads.len(), 1);
                 assert_eq!(uploads[0].sha256_hex, sha256_hex(PNG));
+                // A multipart create's file part, or a PUT to the store.
+                let how = match dest {
+                    Dest::AbcPresigned => "presigned",
+                    _ => "images",
+                };
+                assert_eq!(uploads[0].element_key, how);
             }
             Dest::Apptentive => {
                 assert_eq!(
@@ -231,7 +245,7 @@ fn a_refusal_is_dead_with_every_message_the_server_gave() {
         let client = dest.open(dir.path(), &sb);
         let id = client.submit(Feedback::new("refused")).unwrap();
         let (status, body) = match dest {
-            Dest::Abc => (
+            Dest::Abc | Dest::AbcPresigned => (
                 400,
                 r#"{"message":["a is unknown","b must be a number"],"error":"Bad Request","statusCode":400,"path":"/x"}"#,
             ),
@@ -247,7 +261,9 @@ fn a_refusal_is_dead_with_every_message_the_server_gave() {
         let error = report.last_error.unwrap();
         assert_eq!(error.status, Some(status));
         match dest {
-            Dest::Abc => assert_eq!(error.message, "a is unknown; b must be a number"),
+            Dest::Abc | Dest::AbcPresigned => {
+                assert_eq!(error.message, "a is unknown; b must be a number")
+            }
             Dest::Apptentive => assert_eq!(error.message, "feedback can't be blank"),
         }
         assert!(sb.feedback().is_empty());
@@ -277,7 +293,7 @@ fn a_lost_answer_is_looked_up_where_the_server_allows_it() {
         assert_eq!(report.state, ReportState::Delivered, "{dest:?}");
         let stats = client.stats().unwrap();
         match dest {
-            Dest::Abc => {
+            Dest::Abc | Dest::AbcPresigned => {
                 assert_eq!(
                     sb.feedback().len(),
                     1,
@@ -487,7 +503,7 @@ fn a_fault_storm_loses_nothing_and_posts_nothing_twice_unaccounted() {
             duplicates <= counted,
             "{dest:?} seed {seed}: {duplicates} duplicates, {counted} counted"
         );
-        if let Dest::Abc = dest {
+        if matches!(dest, Dest::Abc | Dest::AbcPresigned) {
             assert_eq!(
                 duplicates, 0,
                 "seed {seed}: ABC is searched before a re-send"
@@ -521,14 +537,7 @@ fn a_fault_storm_loses_nothing_and_posts_nothing_twice_unaccounted() {
 const PNG2: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-a-second-image";
 
 fn presigned_config(dir: &std::path::Path, sb: &Sandbox, key: &str) -> Config {
-    let mut c = Dest::Abc.config(dir, sb, key);
-    c.destination = match c.destination {
-        fieldreport::Destination::Abc(abc) => {
-            fieldreport::Destination::Abc(abc.with_presigned_images())
-        }
-        other => panic!("an ABC config, not {other:?}"),
-    };
-    c
+    Dest::AbcPresigned.config(dir, sb, key)
 }
 
 fn is_put(r: &fieldreport::sandbox::RequestRecord) -> bool {
