@@ -23,6 +23,7 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
         "FIELDREPORT_DESTINATION",
         "FIELDREPORT_CHANNEL",
         "FIELDREPORT_MAP",
+        "FIELDREPORT_ABC_IMAGES",
         "FIELDREPORT_COMPANY",
     ] {
         c.env_remove(var);
@@ -89,6 +90,57 @@ fn abc_from_the_command_line_with_a_field_map_from_the_environment() {
         .unwrap()
         .contains("SIGSEGV in draw()"));
     assert!(!text(&o).contains(sb.api_key()));
+}
+
+#[test]
+fn abc_images_by_presigned_upload_from_the_flag_or_the_environment() {
+    for by_env in [false, true] {
+        let sb = Sandbox::start(SandboxConfig::abc()).unwrap();
+        let dir = tempdir();
+        let shot = dir.path().join("shot.png");
+        std::fs::write(&shot, PNG).unwrap();
+        let base = sb.base_url();
+        let mut env = vec![
+            ("FIELDREPORT_DESTINATION", "abc"),
+            ("FIELDREPORT_BASE_URL", base.as_str()),
+            ("FIELDREPORT_API_KEY", sb.api_key()),
+            ("FIELDREPORT_PROJECT", "1"),
+            ("FIELDREPORT_CHANNEL", "1"),
+            ("FIELDREPORT_MAP", "images=images"),
+        ];
+        let mut flag: Vec<&str> = vec!["--abc-images", "presigned"];
+        if by_env {
+            env.push(("FIELDREPORT_ABC_IMAGES", "presigned"));
+            flag.clear();
+        }
+        let outbox = dir.path().join("outbox");
+        let shot_arg = format!("images={}", shot.display());
+        let submit = [
+            flag.as_slice(),
+            &["submit", "--summary", "Presigned", "--attach", &shot_arg],
+        ]
+        .concat();
+        let o = run(&outbox, &env, &submit);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let o = run(&outbox, &env, &[flag.as_slice(), &["flush"]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let uploads = sb.uploads();
+        assert_eq!(uploads.len(), 1, "by_env {by_env}");
+        assert_eq!(uploads[0].element_key, "presigned", "by_env {by_env}");
+        assert_eq!(uploads[0].sha256_hex, sha256_hex(PNG));
+        let created = sb.feedback();
+        assert_eq!(created.len(), 1);
+        let url = created[0].body["images"][0].as_str().unwrap();
+        assert!(
+            url.ends_with(&format!("/{}", uploads[0].file_name)),
+            "{url}"
+        );
+        assert!(
+            !text(&o).contains("X-Amz-Signature") && !text(&o).contains(sb.api_key()),
+            "{}",
+            text(&o)
+        );
+    }
 }
 
 #[test]
@@ -239,6 +291,48 @@ fn a_misfit_option_or_a_bad_setting_exits_2_and_names_it() {
             ],
             "--map does not apply to --destination centercode",
         ),
+        (
+            &[
+                "--destination",
+                "apptentive",
+                "--abc-images",
+                "presigned",
+                "submit",
+                "--summary",
+                "x",
+            ],
+            "--abc-images does not apply to --destination apptentive",
+        ),
+        (
+            &[
+                "--project",
+                "P",
+                "--feedback-type",
+                "T",
+                "--abc-images",
+                "multipart",
+                "submit",
+                "--summary",
+                "x",
+            ],
+            "--abc-images does not apply to --destination centercode",
+        ),
+        (
+            &[
+                "--destination",
+                "abc",
+                "--project",
+                "1",
+                "--channel",
+                "1",
+                "--abc-images",
+                "s3",
+                "submit",
+                "--summary",
+                "x",
+            ],
+            "invalid value 's3' for '--abc-images <HOW>'",
+        ),
     ];
     for (args, word) in cases {
         let o = run(&outbox, &base, args);
@@ -246,6 +340,23 @@ fn a_misfit_option_or_a_bad_setting_exits_2_and_names_it() {
         assert!(text(&o).contains(word), "{args:?}: {}", text(&o));
         assert!(!outbox.exists(), "{args:?}: nothing is created");
     }
+    // The variable is refused as the option is, and named.
+    let o = run(
+        &outbox,
+        &[
+            ("FIELDREPORT_BASE_URL", "http://127.0.0.1:4000"),
+            ("FIELDREPORT_API_KEY", "k"),
+            ("FIELDREPORT_ABC_IMAGES", "presigned"),
+        ],
+        &["--destination", "apptentive", "submit", "--summary", "x"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("FIELDREPORT_ABC_IMAGES does not apply to --destination apptentive"),
+        "{}",
+        text(&o)
+    );
+    assert!(!outbox.exists());
 }
 
 #[test]

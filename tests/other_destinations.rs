@@ -22,15 +22,17 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-sample-image-bytes";
 #[derive(Clone, Copy, Debug)]
 enum Dest {
     Abc,
+    /// ABC sending images by presigned upload.
+    AbcPresigned,
     Apptentive,
 }
 
-const ALL: [Dest; 2] = [Dest::Abc, Dest::Apptentive];
+const ALL: [Dest; 3] = [Dest::Abc, Dest::AbcPresigned, Dest::Apptentive];
 
 impl Dest {
     fn sandbox(self) -> Sandbox {
         let cfg = match self {
-            Dest::Abc => SandboxConfig::abc(),
+            Dest::Abc | Dest::AbcPresigned => SandboxConfig::abc(),
             Dest::Apptentive => SandboxConfig::apptentive(),
         };
         Sandbox::start(cfg).expect("sandbox starts")
@@ -38,7 +40,7 @@ impl Dest {
 
     fn config(self, dir: &std::path::Path, sb: &Sandbox, key: &str) -> Config {
         let mut c = match self {
-            Dest::Abc => Config::abc(
+            Dest::Abc | Dest::AbcPresigned => Config::abc(
                 dir,
                 AbcConfig::new(
                     &sb.base_url(),
@@ -54,6 +56,10 @@ impl Dest {
                         ("context.device.os_name", "os"),
                     ],
                 )
+                .map(|abc| match self {
+                    Dest::AbcPresigned => abc.with_presigned_images(),
+                    _ => abc,
+                })
                 .unwrap(),
             ),
             Dest::Apptentive => {
@@ -74,7 +80,7 @@ impl Dest {
     /// The status that means a refused key.
     fn refused_key_status(self) -> u16 {
         match self {
-            Dest::Abc => 403,
+            Dest::Abc | Dest::AbcPresigned => 403,
             Dest::Apptentive => 401,
         }
     }
@@ -82,7 +88,9 @@ impl Dest {
     /// The summary as the server stored it.
     fn summary_of(self, body: &serde_json::Value) -> String {
         match self {
-            Dest::Abc => body["message"].as_str().unwrap_or_default().to_string(),
+            Dest::Abc | Dest::AbcPresigned => {
+                body["message"].as_str().unwrap_or_default().to_string()
+            }
             Dest::Apptentive => body["feedback"]["feedback"]
                 .as_str()
                 .unwrap_or_default()
@@ -136,7 +144,7 @@ fn feedback_and_crash_reports_are_delivered_with_the_servers_reference() {
         let states: Vec<AttachmentState> = status.attachments.iter().map(|a| a.state).collect();
         let uploads = sb.uploads();
         match dest {
-            Dest::Abc => {
+            Dest::Abc | Dest::AbcPresigned => {
                 // ABC takes images only: the text file is rejected, with ABC's rule.
                 assert_eq!(
                     states,
@@ -155,6 +163,12 @@ fn feedback_and_crash_reports_are_delivered_with_the_servers_reference() {
                 assert!(log.contains("SIGSEGV in render()"), "{log}");
                 assert_eq!(uploads.len(), 1);
                 assert_eq!(uploads[0].sha256_hex, sha256_hex(PNG));
+                // A multipart create's file part, or a PUT to the store.
+                let how = match dest {
+                    Dest::AbcPresigned => "presigned",
+                    _ => "images",
+                };
+                assert_eq!(uploads[0].element_key, how);
             }
             Dest::Apptentive => {
                 assert_eq!(
@@ -231,7 +245,7 @@ fn a_refusal_is_dead_with_every_message_the_server_gave() {
         let client = dest.open(dir.path(), &sb);
         let id = client.submit(Feedback::new("refused")).unwrap();
         let (status, body) = match dest {
-            Dest::Abc => (
+            Dest::Abc | Dest::AbcPresigned => (
                 400,
                 r#"{"message":["a is unknown","b must be a number"],"error":"Bad Request","statusCode":400,"path":"/x"}"#,
             ),
@@ -247,7 +261,9 @@ fn a_refusal_is_dead_with_every_message_the_server_gave() {
         let error = report.last_error.unwrap();
         assert_eq!(error.status, Some(status));
         match dest {
-            Dest::Abc => assert_eq!(error.message, "a is unknown; b must be a number"),
+            Dest::Abc | Dest::AbcPresigned => {
+                assert_eq!(error.message, "a is unknown; b must be a number")
+            }
             Dest::Apptentive => assert_eq!(error.message, "feedback can't be blank"),
         }
         assert!(sb.feedback().is_empty());
@@ -277,7 +293,7 @@ fn a_lost_answer_is_looked_up_where_the_server_allows_it() {
         assert_eq!(report.state, ReportState::Delivered, "{dest:?}");
         let stats = client.stats().unwrap();
         match dest {
-            Dest::Abc => {
+            Dest::Abc | Dest::AbcPresigned => {
                 assert_eq!(
                     sb.feedback().len(),
                     1,
@@ -487,7 +503,7 @@ fn a_fault_storm_loses_nothing_and_posts_nothing_twice_unaccounted() {
             duplicates <= counted,
             "{dest:?} seed {seed}: {duplicates} duplicates, {counted} counted"
         );
-        if let Dest::Abc = dest {
+        if matches!(dest, Dest::Abc | Dest::AbcPresigned) {
             assert_eq!(
                 duplicates, 0,
                 "seed {seed}: ABC is searched before a re-send"
@@ -512,4 +528,283 @@ fn a_fault_storm_loses_nothing_and_posts_nothing_twice_unaccounted() {
             sb.requests().len()
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// ABC's presigned image upload
+// ---------------------------------------------------------------------------
+
+const PNG2: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-a-second-image";
+
+fn presigned_config(dir: &std::path::Path, sb: &Sandbox, key: &str) -> Config {
+    Dest::AbcPresigned.config(dir, sb, key)
+}
+
+fn is_put(r: &fieldreport::sandbox::RequestRecord) -> bool {
+    r.method == "PUT" && r.path.starts_with("/s3/")
+}
+
+fn is_upload_url(r: &fieldreport::sandbox::RequestRecord) -> bool {
+    r.path.ends_with("/image-upload-url")
+}
+
+/// The object key a presigned URL names, from the IMAGES field's value.
+fn object_of(url: &serde_json::Value) -> String {
+    let url = url.as_str().unwrap();
+    assert!(!url.contains('?'), "an object URL has no query: {url}");
+    url.rsplit('/').next().unwrap().to_string()
+}
+
+#[test]
+fn presigned_images_are_put_to_the_store_and_their_object_urls_sent() {
+    let sb = Dest::Abc.sandbox();
+    let dir = tempdir();
+    let client = Client::open(presigned_config(dir.path(), &sb, sb.api_key())).unwrap();
+    let fb = client
+        .submit(feedback_with_files().attach(Attachment::from_bytes(
+            "screenshot",
+            "second.png",
+            PNG2.to_vec(),
+        )))
+        .unwrap();
+    let r = client.flush(Duration::from_secs(20)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    let status = client.report(fb).unwrap();
+    assert_eq!(status.state, ReportState::Delivered);
+    let states: Vec<AttachmentState> = status.attachments.iter().map(|a| a.state).collect();
+    assert_eq!(
+        states,
+        [
+            AttachmentState::Uploaded,
+            AttachmentState::Rejected,
+            AttachmentState::Uploaded
+        ]
+    );
+    let rejected = &r.receipts[0].rejected_attachments;
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(
+        rejected[0].starts_with("notes.txt: ABC accepts image files only"),
+        "{rejected:?}"
+    );
+    // The bytes are at the store, each image once, in order.
+    let uploads = sb.uploads();
+    assert_eq!(uploads.len(), 2, "{uploads:?}");
+    assert!(uploads.iter().all(|u| u.element_key == "presigned"));
+    assert_eq!(uploads[0].sha256_hex, sha256_hex(PNG));
+    assert_eq!(uploads[1].sha256_hex, sha256_hex(PNG2));
+    assert_eq!(uploads[0].content_type, "image/png");
+    // The feedback came by JSON, its IMAGES field holding the object URLs.
+    let created = sb.feedback();
+    assert_eq!(created.len(), 1);
+    let images = created[0].body["images"].as_array().unwrap();
+    let objects: Vec<String> = images.iter().map(object_of).collect();
+    assert_eq!(
+        objects,
+        [uploads[0].file_name.clone(), uploads[1].file_name.clone()]
+    );
+    assert!(images[0]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/s3/sandbox-images/", sb.base_url())));
+    assert_eq!(created[0].body["message"], "Button is off");
+    // Every request in order; the PUTs were taken, which the sandbox's
+    // store refuses when they carry the x-api-key header (or any other
+    // credential): they carried none.
+    let seen: Vec<(String, String, u16)> = sb
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone(), r.status))
+        .collect();
+    let kinds: Vec<&str> = sb
+        .requests()
+        .iter()
+        .map(|r| {
+            if is_upload_url(r) {
+                "url"
+            } else if is_put(r) {
+                "put"
+            } else if r.path.ends_with("/feedbacks") {
+                "create"
+            } else {
+                "other"
+            }
+        })
+        .collect();
+    assert_eq!(kinds, ["url", "put", "url", "put", "create"], "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, _, s)| (200..300).contains(s)),
+        "{seen:?}"
+    );
+    // The signature shows nowhere the app can read.
+    let shown = format!("{r:?} {status:?} {:?}", client.stats().unwrap());
+    assert!(!shown.contains("X-Amz-Signature"), "{shown}");
+}
+
+/// The presigned URL ABC hands out names another origin (its S3 store):
+/// the bytes go there, without the key.
+#[test]
+fn a_presigned_url_of_another_origin_gets_the_bytes_and_never_the_key() {
+    use std::io::{Read, Write};
+    let abc = Dest::Abc.sandbox();
+    let store = Dest::Abc.sandbox();
+    // A URL the store signed (its own upload-URL route stands in for ABC's
+    // S3 configuration).
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", store.port())).unwrap();
+    write!(
+        conn,
+        "GET /api/projects/1/channels/1/image-upload-url?extension=png HTTP/1.1\r\n\
+         Host: 127.0.0.1:{}\r\nx-api-key: {}\r\nConnection: close\r\n\r\n",
+        store.port(),
+        store.api_key()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let signed = answer.split("\r\n\r\n").nth(1).unwrap().trim().to_string();
+    assert!(signed.starts_with(&store.base_url()), "{signed}");
+    assert_ne!(store.base_url(), abc.base_url(), "two origins");
+    // ABC answers the upload-URL request with it.
+    abc.inject(Fault::Body {
+        status: 200,
+        body: signed.clone(),
+    });
+    let dir = tempdir();
+    let client = Client::open(presigned_config(dir.path(), &abc, abc.api_key())).unwrap();
+    let id = client
+        .submit(Feedback::new("cross-origin").attach(Attachment::from_bytes(
+            "screenshot",
+            "shot.png",
+            PNG.to_vec(),
+        )))
+        .unwrap();
+    client.flush(Duration::from_secs(20)).unwrap();
+    assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+    let stored = store.uploads();
+    assert_eq!(stored.len(), 1, "the store took the PUT (it refuses a key)");
+    assert_eq!(stored[0].sha256_hex, sha256_hex(PNG));
+    assert!(abc.uploads().is_empty() && !abc.requests().iter().any(is_put));
+    let object = signed.split('?').next().unwrap();
+    assert_eq!(abc.feedback()[0].body["images"], json!([object]));
+}
+
+#[test]
+fn a_failed_presigned_step_is_retried_and_the_feedback_created_once() {
+    let sb = Dest::Abc.sandbox();
+    let dir = tempdir();
+    let client = Client::open(presigned_config(dir.path(), &sb, sb.api_key())).unwrap();
+    let id = client
+        .submit(
+            Feedback::new("retried upload").attach(Attachment::from_bytes(
+                "screenshot",
+                "shot.png",
+                PNG.to_vec(),
+            )),
+        )
+        .unwrap();
+    // The upload URL: a 503 whose Retry-After holds every report back.
+    sb.inject(Fault::Status {
+        status: 503,
+        retry_after: Some("1".into()),
+        rate_limit_reset: None,
+    });
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(r.stopped.as_deref().unwrap().contains("503"), "{r:?}");
+    assert_eq!(client.report(id).unwrap().state, ReportState::Queued);
+    let before = sb.requests().len();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    assert!(
+        r.stopped.as_deref().unwrap().starts_with("waiting until"),
+        "{r:?}"
+    );
+    assert_eq!(sb.requests().len(), before, "Retry-After is honoured");
+    std::thread::sleep(Duration::from_millis(1100));
+    // Then the PUT: a 503, then taken with its answer lost.
+    sb.inject(Fault::Delay(Duration::ZERO));
+    sb.inject(Fault::status(503));
+    sb.inject(Fault::Delay(Duration::ZERO));
+    sb.inject(Fault::ActThenDrop);
+    let last = drain(&client, 20);
+    assert_eq!(last.pending, 0, "{last:?}");
+    assert_eq!(sb.pending_faults(), 0);
+    assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+    let created = sb.feedback();
+    assert_eq!(created.len(), 1, "created exactly once");
+    assert_eq!(client.stats().unwrap().ambiguous_resends, 0);
+    let requests = sb.requests();
+    let puts: Vec<u16> = requests
+        .iter()
+        .filter(|r| is_put(r))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(puts, [503, 0, 200], "each failed PUT done again");
+    assert_eq!(requests.iter().filter(|r| is_upload_url(r)).count(), 4);
+    // The lost PUT stored an object too; the feedback names the last one.
+    let uploads = sb.uploads();
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(
+        object_of(&created[0].body["images"][0]),
+        uploads[1].file_name
+    );
+}
+
+#[test]
+fn presigned_refusals_pause_on_the_key_and_reject_an_image_the_store_refuses() {
+    // A refused key on the upload-URL route pauses, as on the create.
+    let sb = Dest::Abc.sandbox();
+    let dir = tempdir();
+    let client = Client::open(presigned_config(dir.path(), &sb, "wrong-key")).unwrap();
+    let with_image = || {
+        Feedback::new("held").attach(Attachment::from_bytes(
+            "screenshot",
+            "shot.png",
+            PNG.to_vec(),
+        ))
+    };
+    let id = client.submit(with_image()).unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    let stopped = r.stopped.unwrap();
+    assert!(stopped.starts_with("paused"), "{stopped}");
+    assert!(!stopped.contains("wrong-key"));
+    let seen = sb.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(is_upload_url(&seen[0]) && seen[0].status == 403);
+    assert!(client.stats().unwrap().paused_for_auth);
+    client.set_api_key(sb.api_key()).unwrap();
+    client.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+
+    // A store that enforces the empty-body checksum ABC signs refuses the
+    // bytes: the image is rejected with its words, the feedback delivered.
+    let strict = Sandbox::start(SandboxConfig {
+        abc: fieldreport::sandbox::AbcChannel {
+            enforce_presigned_checksum: true,
+            ..Default::default()
+        },
+        ..SandboxConfig::abc()
+    })
+    .unwrap();
+    let dir = tempdir();
+    let client = Client::open(presigned_config(dir.path(), &strict, strict.api_key())).unwrap();
+    let id = client.submit(with_image()).unwrap();
+    let r = client.flush(Duration::from_secs(10)).unwrap();
+    let report = client.report(id).unwrap();
+    assert_eq!(report.state, ReportState::Delivered, "{r:?}");
+    assert_eq!(report.attachments[0].state, AttachmentState::Rejected);
+    let rejected = &r.receipts[0].rejected_attachments;
+    assert_eq!(rejected.len(), 1);
+    assert!(
+        rejected[0].starts_with(
+            "shot.png: ABC's image store refused the presigned upload (HTTP 400: BadDigest;"
+        ),
+        "{rejected:?}"
+    );
+    assert!(rejected[0].contains("multipart"), "{rejected:?}");
+    assert!(!rejected[0].contains("X-Amz"), "{rejected:?}");
+    let created = strict.feedback();
+    assert_eq!(created.len(), 1);
+    assert!(
+        created[0].body.get("images").is_none(),
+        "{:?}",
+        created[0].body
+    );
 }

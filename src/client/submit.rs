@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::Destination;
 use crate::destinations::plug::{self, Neutral};
-use crate::destinations::{Outgoing, OutgoingAttachment};
+use crate::destinations::Outgoing;
 
 impl Inner {
     // ---- submit ----
@@ -346,18 +346,18 @@ impl Inner {
                 &n.fields,
             ));
         }
-        let files: Vec<OutgoingAttachment> = attachments
-            .iter()
-            .enumerate()
-            .map(|(i, a)| OutgoingAttachment {
-                key: a.element_key.clone(),
-                file_name: a.file_name.clone(),
-                content_type: a.content_type.clone(),
-                path: a.staged.path.clone(),
-                size: a.staged.size,
-                crash_log: kind == ReportKind::Crash && i == 0,
-            })
-            .collect();
+        let files = plug::outgoing_files(
+            kind,
+            attachments.iter().map(|a| {
+                (
+                    a.element_key.as_str(),
+                    a.file_name.as_str(),
+                    a.content_type.as_str(),
+                    a.staged.path.as_path(),
+                    a.staged.size,
+                )
+            }),
+        );
         let blocks = context::blocks(context);
         let report = Outgoing {
             client_id,

@@ -4,20 +4,23 @@
 //! translator reads from the answer. A request whose answer was lost is
 //! looked up first where the server allows it (ABC's search on the
 //! client-id field), else sent again and counted as a possible duplicate.
+//! An ABC destination sending images by presigned upload uploads them
+//! first (`presigned.rs`), then creates with their object URLs.
 
 use std::fs::File;
 use std::time::SystemTime;
 
 use super::engine::{Chain, Engine};
+use super::presigned::Uploads;
 use super::{Created, Exchange, RateWindow};
 use crate::config::Destination;
 use crate::context;
 use crate::destinations::abc::translate as abc;
 use crate::destinations::plug::{self, Neutral};
-use crate::destinations::{Outgoing, OutgoingAttachment, Verdict as Said};
+use crate::destinations::{Outgoing, Verdict as Said};
 use crate::error::Result;
 use crate::outbox::{self, now_ms, DeliveryRow, Stored};
-use crate::report::{DeliveryError, Event, Receipt, ReportKind, ReportState};
+use crate::report::{DeliveryError, Event, Receipt, ReportState};
 
 impl Engine<'_> {
     /// The configured destination, with the key the app set last.
@@ -47,19 +50,18 @@ impl Engine<'_> {
         };
         let (kind, flat, submitted_ms) = self.ddb(|o| o.load_neutral(id))?;
         let blocks = context::blocks(&flat);
-        let files: Vec<OutgoingAttachment> = row
-            .attachments
-            .iter()
-            .enumerate()
-            .map(|(i, a)| OutgoingAttachment {
-                key: a.element_key.clone(),
-                file_name: a.file_name.clone(),
-                content_type: a.content_type.clone(),
-                path: a.path.clone(),
-                size: a.size,
-                crash_log: kind == ReportKind::Crash && i == 0,
-            })
-            .collect();
+        let files = plug::outgoing_files(
+            kind,
+            row.attachments.iter().map(|a| {
+                (
+                    a.element_key.as_str(),
+                    a.file_name.as_str(),
+                    a.content_type.as_str(),
+                    a.path.as_path(),
+                    a.size,
+                )
+            }),
+        );
         let report = Outgoing {
             client_id: &row.client_id,
             kind,
@@ -71,28 +73,56 @@ impl Engine<'_> {
             attachments: &files,
             submitted_at: outbox::from_ms(submitted_ms),
         };
-        if row.create_sent_at.is_some() {
-            // An earlier request went out and no answer was stored.
+        // An earlier request went out and no answer was stored: look it up
+        // first; sending it again is counted as a possible duplicate when
+        // it happens, not before (an upload failing first sends nothing).
+        let resend_in_doubt = row.create_sent_at.is_some();
+        if resend_in_doubt {
             if let Some(stop) = self.look_up_first(&dest, row, &report, receipt, window, chain)? {
                 return Ok(stop);
             }
         }
+        // ABC's presigned images go before the create.
+        let (image_urls, refused) = match &dest {
+            Destination::Abc(cfg) => {
+                let images = plug::presigned_images(&dest, &files);
+                if images.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    match self.upload_presigned(cfg, &images, window)? {
+                        Uploads::Done { urls, refused } => (urls, refused),
+                        Uploads::Stopped {
+                            said,
+                            status,
+                            retry_after,
+                        } => return self.upload_stopped(row, said, status, retry_after, receipt),
+                    }
+                }
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         let crash = match (&dest, files.first()) {
             (Destination::Abc(cfg), Some(log)) if log.crash_log && cfg.map.crash_log.is_some() => {
-                let budget = abc::crash_budget(cfg, &report, &[]).unwrap_or(0);
+                let budget = abc::crash_budget(cfg, &report, &image_urls).unwrap_or(0);
                 File::open(&log.path)
                     .and_then(|f| abc::crash_log_text(abc::gunzip(f), budget))
                     .ok()
             }
             _ => None,
         };
-        let (request, left_out) = match plug::request(&dest, &report, crash.as_ref()) {
-            Ok(r) => r,
-            Err(e) => {
-                let error = plain_error(None, &format!("cannot be sent: {e}"));
-                return self.kill(id, error, receipt).map(|_| None);
-            }
-        };
+        let (request, mut left_out) =
+            match plug::request(&dest, &report, crash.as_ref(), &image_urls) {
+                Ok(r) => r,
+                Err(e) => {
+                    let error = plain_error(None, &format!("cannot be sent: {e}"));
+                    return self.kill(id, error, receipt).map(|_| None);
+                }
+            };
+        left_out.extend(refused);
+        left_out.sort_by_key(|(i, _)| *i);
+        if resend_in_doubt {
+            self.ddb(|o| o.note_resent_in_doubt(id))?;
+        }
         if !self.ddb(|o| o.mark_create_sent(id))? {
             // Evicted or purged since it was loaded: not sent.
             chain.gone = true;
@@ -124,7 +154,9 @@ impl Engine<'_> {
 
     /// Before sending again a request whose answer was lost: look the
     /// report up where the destination allows it. `Some(stop)` when this
-    /// attempt ends here (found, or to look again later).
+    /// attempt ends here (found, or to look again later); `None` when the
+    /// request is to be sent again (the caller counts it as a possible
+    /// duplicate when it does).
     fn look_up_first(
         &self,
         dest: &Destination,
@@ -140,7 +172,6 @@ impl Engine<'_> {
             _ => None,
         };
         let Some((cfg, request)) = search else {
-            self.ddb(|o| o.note_resent_in_doubt(id))?;
             return Ok(None);
         };
         self.pace(window)?;
@@ -175,7 +206,6 @@ impl Engine<'_> {
                     self.schedule(id, &error, outbox::from_ms(settled), receipt)?;
                     return Ok(Some(None));
                 }
-                self.ddb(|o| o.note_resent_in_doubt(id))?;
                 Ok(None)
             }
             abc::SearchVerdict::Failed(Said::Pause { reason }) => {
@@ -187,11 +217,9 @@ impl Engine<'_> {
                     plain_error(None, &format!("the search before sending again: {reason}"));
                 Ok(Some(self.fail(id, row.attempts, error, None, receipt)?))
             }
-            abc::SearchVerdict::Failed(other) => {
+            abc::SearchVerdict::Failed(_) => {
                 // A search the server refuses must not kill the report:
                 // send it again, counted as a possible duplicate.
-                let _ = other;
-                self.ddb(|o| o.note_resent_in_doubt(id))?;
                 Ok(None)
             }
         }
@@ -246,6 +274,35 @@ impl Engine<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Ends an attempt whose presigned uploads stopped before the create:
+    /// the create did not leave, so its "about to leave" mark is left as
+    /// it was (set only by an earlier attempt, whose create stays in doubt).
+    fn upload_stopped(
+        &self,
+        row: &DeliveryRow,
+        said: Said,
+        status: Option<u16>,
+        retry_after: Option<SystemTime>,
+        receipt: &mut Receipt,
+    ) -> Result<Option<String>> {
+        match said {
+            Said::Pause { reason } => self.pause(plain_error(status, &reason), receipt).map(Some),
+            Said::Retry { reason, .. } => self.fail(
+                row.id,
+                row.attempts,
+                plain_error(status, &reason),
+                retry_after,
+                receipt,
+            ),
+            // Refusals reject an image and never stop the uploads; kept
+            // retryable should one come here.
+            other => {
+                let error = plain_error(status, &format!("before the create: {other:?}"));
+                self.fail(row.id, row.attempts, error, retry_after, receipt)
+            }
+        }
     }
 
     /// Acts on an answer that is not a delivery.

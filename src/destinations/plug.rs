@@ -6,9 +6,35 @@
 use super::abc::translate as abc;
 use super::apptentive::translate as apptentive;
 use super::body::Outbound;
-use super::{Outgoing, TranslateError, Verdict};
+use super::{Outgoing, OutgoingAttachment, TranslateError, Verdict};
 use crate::config::Destination;
+use crate::report::ReportKind;
 use serde_json::{Map, Value};
+use std::path::Path;
+
+/// The files of a report as the translators read them, in order, from
+/// `(attachment key, file name, media type, outbox copy, size)`: the first
+/// file of a crash report is its crash log. One rule for the submit
+/// path's checks and the engine's requests.
+pub(crate) fn outgoing_files<'a>(
+    kind: ReportKind,
+    files: impl IntoIterator<Item = (&'a str, &'a str, &'a str, &'a Path, u64)>,
+) -> Vec<OutgoingAttachment> {
+    files
+        .into_iter()
+        .enumerate()
+        .map(
+            |(i, (key, file_name, content_type, path, size))| OutgoingAttachment {
+                key: key.to_string(),
+                file_name: file_name.to_string(),
+                content_type: content_type.to_string(),
+                path: path.to_path_buf(),
+                size,
+                crash_log: kind == ReportKind::Crash && i == 0,
+            },
+        )
+        .collect()
+}
 
 /// The parts of a report a translator reads, stored at submit as JSON:
 /// `{"summary", "description"?, "submitter"?, "fields": [[key, value], ...]}`.
@@ -80,11 +106,15 @@ pub(crate) fn check_submit(
 
 /// The one request that delivers `report`, and the attachments that do
 /// not go with it (index into `report.attachments`, and why).
-/// `crash` is an ABC crash log's text, read by the engine.
+/// `crash` is an ABC crash log's text, read by the engine; `image_urls`
+/// the object URLs of the images uploaded first in ABC's presigned mode
+/// (see [`presigned_images`]; images refused by the store are the
+/// engine's to add to what is left out).
 pub(crate) fn request(
     dest: &Destination,
     report: &Outgoing<'_>,
     crash: Option<&abc::CrashText>,
+    image_urls: &[String],
 ) -> Result<(Outbound, Vec<(usize, String)>), TranslateError> {
     match dest {
         Destination::Centercode => Err(TranslateError::BadField(
@@ -110,10 +140,31 @@ pub(crate) fn request(
                     }
                 }
             }
-            let req = abc::create_request(cfg, report, crash, &images, &[])?;
+            let req = abc::create_request(cfg, report, crash, &images, image_urls)?;
             Ok((req, left_out))
         }
         Destination::Apptentive(cfg) => Ok((apptentive::record_request(cfg, report)?, Vec::new())),
+    }
+}
+
+/// The images to upload before the create, with their index into
+/// `attachments`: for an ABC destination in presigned mode, those its
+/// rules accept (images only, 1 MiB each); none otherwise.
+pub(crate) fn presigned_images<'r>(
+    dest: &Destination,
+    attachments: &'r [OutgoingAttachment],
+) -> Vec<(usize, &'r OutgoingAttachment)> {
+    match dest {
+        Destination::Abc(cfg) if cfg.image_mode == super::abc::config::ImageMode::Presigned => {
+            abc::plan_attachments(cfg, attachments)
+                .into_iter()
+                .zip(attachments)
+                .enumerate()
+                .filter(|(_, (plan, _))| *plan == abc::AttachmentPlan::Image)
+                .map(|(i, (_, a))| (i, a))
+                .collect()
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -330,6 +330,35 @@ impl Server {
                 "refused: the request is not for the configured server's origin".into(),
             );
         }
+        self.dispatch(out)
+    }
+
+    /// Sends an upload to a presigned URL (ABC's S3 store): any http(s)
+    /// origin, as the URL's signature is its authority, and so never a
+    /// credential header. Whatever the transport says back is stripped of
+    /// the URL's query (the signature): it may reach a log or the app.
+    pub(crate) fn send_presigned(&self, out: &Outbound) -> Exchange {
+        if Origin::of(&out.url).is_none() {
+            return Exchange::NotSent("refused: the presigned URL is not an http(s) URL".into());
+        }
+        if out.headers.iter().any(|(name, _)| {
+            ["x-api-key", "authorization", "cookie"]
+                .iter()
+                .any(|h| name.trim().eq_ignore_ascii_case(h))
+        }) {
+            return Exchange::NotSent(
+                "refused: a presigned upload carries no key or credential header".into(),
+            );
+        }
+        match self.dispatch(out) {
+            Exchange::NotSent(m) => Exchange::NotSent(without_query(&m, &out.url)),
+            Exchange::Transport(m) => Exchange::Transport(without_query(&m, &out.url)),
+            answer => answer,
+        }
+    }
+
+    /// Sends a translator's request through this server's backend.
+    fn dispatch(&self, out: &Outbound) -> Exchange {
         let mut headers = out.headers.clone();
         headers.push(("User-Agent".to_string(), USER_AGENT.to_string()));
         match &self.backend {
@@ -560,6 +589,20 @@ fn never_sent(e: &ureq::Error) -> bool {
     }
 }
 
+/// `text` without `url`'s query (a presigned URL's signature): the URL
+/// becomes its object URL, and the query alone is masked wherever it shows.
+pub(crate) fn without_query(text: &str, url: &str) -> String {
+    let Some((object, query)) = url.split_once('?') else {
+        return text.to_string();
+    };
+    let query = query.split('#').next().unwrap_or("");
+    if query.is_empty() {
+        return text.to_string();
+    }
+    text.replace(url, object)
+        .replace(query, "<signature redacted>")
+}
+
 /// Removes an API key, raw or percent-encoded, from text.
 pub(crate) fn redact(text: &str, key: &ApiKey) -> String {
     let raw = key.expose();
@@ -741,6 +784,63 @@ mod tests {
         let e = exact.read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
         assert!(e.to_string().contains("95000 bytes early"), "{e}");
+    }
+
+    #[test]
+    fn a_presigned_urls_query_never_shows() {
+        let url = "http://s3.example/b/o.png?X-Amz-Signature=abc123&X-Amz-Date=1";
+        let text = format!("cannot reach {url}; query X-Amz-Signature=abc123&X-Amz-Date=1");
+        let clean = without_query(&text, url);
+        assert!(!clean.contains("abc123"), "{clean}");
+        assert!(clean.contains("http://s3.example/b/o.png"), "{clean}");
+        assert_eq!(without_query("no url here", url), "no url here");
+        assert_eq!(without_query("x", "http://h/o"), "x");
+    }
+
+    #[cfg(feature = "builtin-http")]
+    #[test]
+    fn a_presigned_upload_goes_to_any_origin_but_never_with_a_key() {
+        let policy = Policy::default();
+        let server = Server::new(
+            "http://127.0.0.1:9".into(),
+            String::new(),
+            String::new(),
+            ApiKey::new("k"),
+            &policy,
+            None,
+        )
+        .unwrap();
+        let put = |url: &str, headers: &[(&str, &str)]| Outbound {
+            method: "PUT".into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: crate::destinations::body::StreamBody::empty(),
+            timeout: Duration::from_secs(1),
+        };
+        for header in ["x-api-key", "Authorization", " COOKIE"] {
+            let e = server.send_presigned(&put("http://127.0.0.1:9/b/o?sig=1", &[(header, "k")]));
+            assert!(
+                matches!(&e, Exchange::NotSent(m) if m.contains("no key")),
+                "{header}: {e:?}"
+            );
+        }
+        let e = server.send_presigned(&put("ftp://h/o?sig=1", &[]));
+        assert!(
+            matches!(&e, Exchange::NotSent(m) if m.contains("not an http")),
+            "{e:?}"
+        );
+        // Another origin is allowed (port 1 refuses the connection here);
+        // what comes back never shows the signature.
+        let e = server.send_presigned(&put("http://127.0.0.1:1/b/o?X-Amz-Signature=s3cr", &[]));
+        match e {
+            Exchange::NotSent(m) | Exchange::Transport(m) => {
+                assert!(!m.contains("s3cr") && !m.starts_with("refused:"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -89,6 +89,12 @@ pub struct ServerOpts {
     #[arg(long = "map", global = true, env = "FIELDREPORT_MAP", value_name = "ROLE=FIELD",
           value_delimiter = ',', value_parser = parse_map)]
     pub map: Vec<(String, String)>,
+    /// ABC: how images are sent: multipart (one create with the files), or
+    /// presigned (each PUT to the URL ABC signs, for a store that does not
+    /// enforce the empty-body checksum in it)
+    #[arg(long, global = true, env = "FIELDREPORT_ABC_IMAGES", value_enum,
+          default_value_t = AbcImagesArg::Multipart, value_name = "HOW")]
+    pub abc_images: AbcImagesArg,
     /// Feedback source (feedback type) key
     #[arg(
         long,
@@ -339,6 +345,15 @@ pub enum DestinationArg {
     Abc,
     /// Apptentive's records API (--base-url, --api-key with the OAuth token)
     Apptentive,
+}
+
+/// How an ABC destination sends images.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbcImagesArg {
+    /// the files in one multipart create (POST .../feedbacks-with-images)
+    Multipart,
+    /// each file PUT to a presigned URL, then a JSON create with their URLs
+    Presigned,
 }
 
 fn parse_map(spec: &str) -> Result<(String, String), String> {

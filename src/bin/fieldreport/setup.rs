@@ -6,7 +6,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use fieldreport::{AbcConfig, ApptentiveConfig, Client, Config, Durability, Policy, ServerConfig};
 
-use crate::args::{DestinationArg, DurabilityArg, PolicyOpts, ServerOpts};
+use crate::args::{AbcImagesArg, DestinationArg, DurabilityArg, PolicyOpts, ServerOpts};
 use crate::fail::{bad_input, Fail};
 
 /// The outbox's database file: its presence tells an outbox from any other
@@ -139,7 +139,12 @@ fn other_destination(
                 .iter()
                 .map(|(r, f)| (r.as_str(), f.as_str()))
                 .collect();
-            Config::abc(outbox, AbcConfig::new(base, project, channel, key, &roles)?)
+            let abc = AbcConfig::new(base, project, channel, key, &roles)?;
+            let abc = match server.abc_images {
+                AbcImagesArg::Multipart => abc,
+                AbcImagesArg::Presigned => abc.with_presigned_images(),
+            };
+            Config::abc(outbox, abc)
         }
         _ => {
             let mut foreign = centercode_only.to_vec();
@@ -147,6 +152,7 @@ fn other_destination(
                 ("project", "--project", "FIELDREPORT_PROJECT"),
                 ("channel", "--channel", "FIELDREPORT_CHANNEL"),
                 ("map", "--map", "FIELDREPORT_MAP"),
+                ("abc_images", "--abc-images", "FIELDREPORT_ABC_IMAGES"),
             ]);
             refuse_foreign(matches, "apptentive", &foreign)?;
             Config::apptentive(outbox, ApptentiveConfig::new(base, key)?)
@@ -168,6 +174,7 @@ fn centercode(
         &[
             ("channel", "--channel", "FIELDREPORT_CHANNEL"),
             ("map", "--map", "FIELDREPORT_MAP"),
+            ("abc_images", "--abc-images", "FIELDREPORT_ABC_IMAGES"),
         ],
     )?;
     let project = required(&server.project, "--project", "FIELDREPORT_PROJECT")?;

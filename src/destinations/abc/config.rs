@@ -4,17 +4,18 @@ use crate::destinations::{check_base_url, check_secret, DestinationConfigError};
 use std::fmt;
 use std::time::Duration;
 
-/// How images reach the server. Only the default, multipart, is delivered
-/// by the engine today; presigned uploads are built and tested as requests.
+/// How images reach the server; both are driven by the engine, chosen with
+/// [`AbcConfig::with_presigned_images`] (see there why multipart is the
+/// default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum ImageMode {
     /// `POST .../feedbacks-with-images`, the images as file parts (default).
     #[default]
     Multipart,
-    /// `GET .../image-upload-url`, `PUT` to the presigned URL, then the
+    /// Per image `GET .../image-upload-url` and a key-less `PUT` of its
+    /// bytes to the presigned URL (`src/delivery/presigned.rs`), then the
     /// object URLs in a JSON create. Needs the channel's S3 config and a
     /// store that does not enforce the empty-body checksum ABC signs.
-    #[cfg_attr(not(test), allow(dead_code))] // not driven by the engine yet
     Presigned,
 }
 
@@ -262,8 +263,24 @@ impl AbcConfig {
         })
     }
 
+    /// The same destination sending images by presigned upload instead of
+    /// multipart: per image, `GET .../image-upload-url`, a `PUT` of its
+    /// bytes to the URL ABC signs (another origin, S3's: it gets no API
+    /// key), then the object URLs in the IMAGES field of a JSON create.
+    ///
+    /// Multipart (`POST .../feedbacks-with-images`) stays the default:
+    /// the presigned URL ABC signs carries the checksum of an empty body
+    /// (`x-amz-checksum-crc32=AAAAAA==`), which S3-compatible stores that
+    /// enforce it refuse for real bytes, and the route needs the channel's
+    /// S3 (image) config. Choose it only for a store that does not enforce
+    /// that checksum. The rules are those of multipart (images only, 1 MiB each); an image
+    /// the store refuses is rejected with the store's words, and the
+    /// feedback is still delivered.
+    pub fn with_presigned_images(self) -> AbcConfig {
+        self.with_image_mode(ImageMode::Presigned)
+    }
+
     /// Chooses how images are sent.
-    #[cfg_attr(not(test), allow(dead_code))] // presigned mode is not driven by the engine yet
     pub(crate) fn with_image_mode(mut self, mode: ImageMode) -> AbcConfig {
         self.image_mode = mode;
         self

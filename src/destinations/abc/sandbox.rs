@@ -76,7 +76,11 @@
 //!   otherwise) and answers 200 with an `ETag` (the sandbox's is a SHA-256
 //!   prefix, S3's an MD5). With `enforce_presigned_checksum` it refuses a
 //!   non-empty body as S3-compatible stores that check
-//!   `x-amz-checksum-crc32=AAAAAA==` do (400 `BadDigest`).
+//!   `x-amz-checksum-crc32=AAAAAA==` do (400 `BadDigest`). A PUT with an
+//!   `Authorization` header is 400 `InvalidArgument` (S3: one auth
+//!   mechanism only). The sandbox's own check, not S3's (which ignores
+//!   headers it did not sign): a PUT carrying `x-api-key` is 400
+//!   `InvalidArgument`, as the channel's key must never reach the store.
 //! - Search results: newest first; each item is the feedback's data plus
 //!   `id`, `createdAt`, `updatedAt` and `issues` (`[]`); a request without
 //!   `operator` joins its queries with OR.
@@ -797,6 +801,21 @@ fn presigned_put(
             403,
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided.",
+        ));
+    }
+    if head.header("authorization").is_some() {
+        return Ok(s3_error(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified",
+        ));
+    }
+    if head.header("x-api-key").is_some() {
+        // Not S3's rule: the sandbox catches a key sent to the store.
+        return Ok(s3_error(
+            400,
+            "InvalidArgument",
+            "fieldreport sandbox: the ABC API key (x-api-key) was sent to the image store",
         ));
     }
     if body.declared.is_some_and(|n| n > S3_MAX_OBJECT) {

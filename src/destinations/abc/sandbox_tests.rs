@@ -438,6 +438,13 @@ fn presigned_url_put_and_checksum_enforcement() {
         (up[0].element_key.as_str(), up[0].size),
         ("presigned", PNG.len() as u64)
     );
+    // Neither the channel's key nor another credential goes to the store.
+    for header in ["x-api-key", "Authorization"] {
+        let leak = raw(&sb, "PUT", &target, &[(header, "sandbox-key")], PNG).unwrap();
+        assert_eq!(leak.status, 400, "{header}");
+        assert!(String::from_utf8_lossy(&leak.body).contains("InvalidArgument"));
+    }
+    assert_eq!(sb.uploads().len(), 1, "refused PUTs store nothing");
     let forged = target.replace("X-Amz-Signature=", "X-Amz-Signature=0");
     assert_eq!(raw(&sb, "PUT", &forged, &[], PNG).unwrap().status, 403);
     let a = raw(

@@ -491,7 +491,6 @@ pub(crate) fn read_create_answer(
 // Presigned uploads
 // ---------------------------------------------------------------------------
 
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 fn extension(a: &OutgoingAttachment) -> String {
     let from_name = a
         .file_name
@@ -511,7 +510,6 @@ fn extension(a: &OutgoingAttachment) -> String {
 }
 
 /// `GET .../image-upload-url?extension=<ext>` for this image.
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 pub(crate) fn upload_url_request(cfg: &AbcConfig, image: &OutgoingAttachment) -> Outbound {
     Outbound {
         method: "GET".to_string(),
@@ -528,7 +526,6 @@ pub(crate) fn upload_url_request(cfg: &AbcConfig, image: &OutgoingAttachment) ->
 
 /// The presigned URL from `image-upload-url`'s answer (a bare string, or a
 /// JSON string), or the verdict when there is none.
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 pub(crate) fn read_upload_url_answer(
     status: u16,
     _headers: &[(String, String)],
@@ -551,7 +548,6 @@ pub(crate) fn read_upload_url_answer(
 }
 
 /// `PUT <presigned>` with the image's bytes; no key (the URL is signed).
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 pub(crate) fn put_image_request(
     presigned: &str,
     image: &OutgoingAttachment,
@@ -576,7 +572,6 @@ pub(crate) fn put_image_request(
 
 /// What the store's answer to the PUT means: `Ok` when stored. A refusal
 /// (S3's XML `<Message>` kept) is dead for this image; 5xx retries.
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 pub(crate) fn read_put_answer(status: u16, body: &[u8]) -> Result<(), Verdict> {
     if (200..300).contains(&status) {
         return Ok(());
@@ -610,7 +605,6 @@ pub(crate) fn read_put_answer(status: u16, body: &[u8]) -> Result<(), Verdict> {
 }
 
 /// The object URL of a presigned URL: without its query string.
-#[cfg_attr(not(test), allow(dead_code))] // presigned mode: not driven by the engine yet
 pub(crate) fn object_url(presigned: &str) -> String {
     presigned.split(['?', '#']).next().unwrap_or("").to_string()
 }
