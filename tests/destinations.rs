@@ -257,3 +257,49 @@ fn a_frozen_version_6_outbox_upgrades_and_delivers_unchanged() {
     client.flush(Duration::from_secs(10)).unwrap();
     assert_eq!(client.report(next).unwrap().state, ReportState::Delivered);
 }
+
+/// A crash log over ABC's 1 MiB body limit is sent as its head and tail,
+/// the field saying what was cut, and the cut is counted in `stats()`;
+/// one that fits is sent whole and not counted.
+#[test]
+fn an_abc_crash_log_cut_to_fit_is_said_in_the_field_and_counted() {
+    use fieldreport::sandbox::{Sandbox, SandboxConfig};
+    use fieldreport::{AbcConfig, Config, CrashReport};
+    let sb = Sandbox::start(SandboxConfig::abc()).unwrap();
+    let dir = tempdir();
+    let abc = AbcConfig::new(
+        &sb.base_url(),
+        "1",
+        "1",
+        sb.api_key(),
+        &[("crash_log", "crash_log")],
+    )
+    .unwrap();
+    let client = fieldreport::Client::open(Config::abc(dir.path(), abc)).unwrap();
+    // Over 2 MB of text: the cut is judged on the log's own bytes.
+    let big: String = (0..60_000)
+        .map(|i| format!("frame {i:06} at 0x{:016x} in render_pass\n", i * 7919))
+        .collect();
+    assert!(big.len() > 2 * 1024 * 1024);
+    client
+        .submit_crash(CrashReport::from_text("small"))
+        .unwrap();
+    client.submit_crash(CrashReport::from_text(&big)).unwrap();
+    let r = client.flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(r.pending, 0, "{r:?}");
+    let created = sb.feedback();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0].body["crash_log"], "small");
+    let sent = created[1].body["crash_log"].as_str().unwrap();
+    assert!(sent.starts_with("frame 000000"), "the head is kept");
+    assert!(
+        sent.trim_end().ends_with("in render_pass"),
+        "the tail is kept"
+    );
+    assert!(
+        sent.contains("bytes cut from the middle"),
+        "the field says so"
+    );
+    assert!(sent.len() < 1024 * 1024);
+    assert_eq!(client.stats().unwrap().crash_logs_cut, 1);
+}

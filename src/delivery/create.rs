@@ -215,7 +215,7 @@ impl Engine<'_> {
             .zip(&routes)
             .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
         let next = if finished { chain.next } else { None };
-        match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next))? {
+        match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next, false))? {
             Stored::Kept { doomed, marked } => {
                 chain.marked_next = marked.then(Instant::now);
                 self.discard_later(doomed);

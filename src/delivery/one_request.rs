@@ -145,7 +145,8 @@ impl Engine<'_> {
         };
         match said {
             Said::Delivered { reference } => {
-                self.store_delivered(row, &reference, &left_out, receipt, chain)?;
+                let cut = crash.as_ref().is_some_and(|c| c.cut_bytes > 0);
+                self.store_delivered(row, &reference, &left_out, cut, receipt, chain)?;
                 Ok(None)
             }
             other => self.judge_said(row, other, status, retry_after, receipt),
@@ -187,7 +188,9 @@ impl Engine<'_> {
         match found {
             abc::SearchVerdict::Found { id: reference } => {
                 let left_out = plug::abc_left_out(cfg, report.attachments);
-                self.store_delivered(row, &reference, &left_out, receipt, chain)?;
+                // Whether the lost request's crash log was cut is not
+                // known here: it is not counted.
+                self.store_delivered(row, &reference, &left_out, false, receipt, chain)?;
                 Ok(Some(None))
             }
             abc::SearchVerdict::NotFound => {
@@ -226,12 +229,14 @@ impl Engine<'_> {
     }
 
     /// Stores a delivered report with the server's reference; the
-    /// attachments left out are recorded as rejected, with their reasons.
+    /// attachments left out are recorded as rejected, with their reasons;
+    /// a crash log sent `cut` is counted in the same commit.
     fn store_delivered(
         &self,
         row: &DeliveryRow,
         reference: &str,
         left_out: &[(usize, String)],
+        cut: bool,
         receipt: &mut Receipt,
         chain: &mut Chain,
     ) -> Result<()> {
@@ -253,7 +258,7 @@ impl Engine<'_> {
             url: None,
             file_elements: Vec::new(),
         };
-        match self.ddb(|o| o.store_created(row.id, &created, &routes, true, None))? {
+        match self.ddb(|o| o.store_created(row.id, &created, &routes, true, None, cut))? {
             Stored::Kept { doomed, .. } => self.discard_later(doomed),
             Stored::Gone => {
                 chain.gone = true;

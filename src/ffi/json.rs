@@ -75,6 +75,7 @@ pub(crate) fn stats(s: &Stats) -> Value {
         "evicted": s.evicted,
         "evicted_feedback": s.evicted_feedback,
         "ambiguous_resends": s.ambiguous_resends,
+        "crash_logs_cut": s.crash_logs_cut,
         "paused_for_auth": s.paused_for_auth,
         "consent": s.consent,
         "moved_aside": s.moved_aside,

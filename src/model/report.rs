@@ -422,6 +422,10 @@ pub struct Stats {
     pub evicted_feedback: u64,
     /// Creates re-sent after a lost answer (possible duplicates on the server).
     pub ambiguous_resends: u64,
+    /// Crash logs delivered cut to fit the destination's limit (ABC's 1 MiB
+    /// body): their head and tail were sent, with a line in the field saying
+    /// how many bytes were cut from the middle.
+    pub crash_logs_cut: u64,
     /// Delivery is paused because the server refused the API key.
     pub paused_for_auth: bool,
     /// The user's consent to sending.

@@ -105,6 +105,7 @@ impl Outbox {
         stats.evicted = self.meta_i64("evicted")? as u64;
         stats.evicted_feedback = self.meta_i64("evicted_feedback")? as u64;
         stats.ambiguous_resends = self.meta_i64("ambiguous_resends")? as u64;
+        stats.crash_logs_cut = self.meta_i64("crash_logs_cut")? as u64;
         stats.moved_aside = self.meta("moved_aside")?;
         stats.other_destinations = self.count_other_destinations()?;
         Ok(stats)

@@ -122,7 +122,8 @@ impl Outbox {
     /// each attachment (rejections with their reasons), in one transaction.
     /// With `delivered` (nothing left to upload) the same commit finishes
     /// the report, and returns its attachment copies to delete; `next` is
-    /// pre-marked as in [`Outbox::mark_delivered`].
+    /// pre-marked as in [`Outbox::mark_delivered`]. `crash_log_cut` counts,
+    /// in the same commit, a crash log the request carried cut to fit.
     pub(crate) fn store_created(
         &mut self,
         id: ReportId,
@@ -130,6 +131,7 @@ impl Outbox {
         routes: &[(i64, Result<String, String>)],
         delivered: bool,
         next: Option<ReportId>,
+        crash_log_cut: bool,
     ) -> Result<Stored> {
         let tx = Tx::write(&self.conn)?;
         let changed = if delivered {
@@ -179,6 +181,13 @@ impl Outbox {
                 }
                 Ok(_) => {}
             }
+        }
+        if crash_log_cut {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('crash_logs_cut', '1')
+                 ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [],
+            )?;
         }
         let (doomed, marked) = if delivered {
             // Copies of attachments rejected by routing (none without any).

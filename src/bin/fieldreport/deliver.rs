@@ -132,6 +132,12 @@ pub fn status(client: &Client, a: &StatusArgs) -> Result<u8, Fail> {
             s.ambiguous_resends
         );
     }
+    if s.crash_logs_cut > 0 {
+        println!(
+            "crash logs cut: {} sent as head and tail to fit the server's limit (the field says how much was cut)",
+            s.crash_logs_cut
+        );
+    }
     if s.paused_for_auth {
         println!("delivery paused: the server refused the API key");
     }

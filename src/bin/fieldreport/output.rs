@@ -114,6 +114,7 @@ pub fn stats_json(s: &Stats, attachments_rejected: u64) -> Value {
         "evicted": s.evicted,
         "evictedFeedback": s.evicted_feedback,
         "ambiguousResends": s.ambiguous_resends,
+        "crashLogsCut": s.crash_logs_cut,
         "pausedForAuth": s.paused_for_auth,
         "consent": s.consent,
         "movedAside": s.moved_aside,

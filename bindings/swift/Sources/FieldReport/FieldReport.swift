@@ -3345,6 +3345,11 @@ public struct Stats: Equatable, Hashable {
      */
     public var ambiguousResends: UInt64
     /**
+     * Crash logs delivered cut to fit the destination's limit (ABC's 1 MiB
+     * body); the field says how many bytes were cut from the middle.
+     */
+    public var crashLogsCut: UInt64
+    /**
      * Delivery is paused because the server refused the API key.
      */
     public var pausedForAuth: Bool
@@ -3391,6 +3396,10 @@ public struct Stats: Equatable, Hashable {
          * Creates re-sent after a lost answer (possible duplicates on the server).
          */ambiguousResends: UInt64, 
         /**
+         * Crash logs delivered cut to fit the destination's limit (ABC's 1 MiB
+         * body); the field says how many bytes were cut from the middle.
+         */crashLogsCut: UInt64, 
+        /**
          * Delivery is paused because the server refused the API key.
          */pausedForAuth: Bool, 
         /**
@@ -3409,6 +3418,7 @@ public struct Stats: Equatable, Hashable {
         self.evicted = evicted
         self.evictedFeedback = evictedFeedback
         self.ambiguousResends = ambiguousResends
+        self.crashLogsCut = crashLogsCut
         self.pausedForAuth = pausedForAuth
         self.consent = consent
         self.movedAside = movedAside
@@ -3440,6 +3450,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 evicted: FfiConverterUInt64.read(from: &buf), 
                 evictedFeedback: FfiConverterUInt64.read(from: &buf), 
                 ambiguousResends: FfiConverterUInt64.read(from: &buf), 
+                crashLogsCut: FfiConverterUInt64.read(from: &buf), 
                 pausedForAuth: FfiConverterBool.read(from: &buf), 
                 consent: FfiConverterBool.read(from: &buf), 
                 movedAside: FfiConverterOptionString.read(from: &buf)
@@ -3457,6 +3468,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.evicted, into: &buf)
         FfiConverterUInt64.write(value.evictedFeedback, into: &buf)
         FfiConverterUInt64.write(value.ambiguousResends, into: &buf)
+        FfiConverterUInt64.write(value.crashLogsCut, into: &buf)
         FfiConverterBool.write(value.pausedForAuth, into: &buf)
         FfiConverterBool.write(value.consent, into: &buf)
         FfiConverterOptionString.write(value.movedAside, into: &buf)

@@ -3558,7 +3558,7 @@ class Stats:
     """
     Queue statistics.
 """
-    def __init__(self, *, pending:int, delivered:int, dead:int, bytes:int, oldest_pending_age_secs:typing.Optional[int], last_error:typing.Optional[DeliveryError], next_attempt_at:typing.Optional[Timestamp], evicted:int, evicted_feedback:int, ambiguous_resends:int, paused_for_auth:bool, consent:bool, moved_aside:typing.Optional[str]):
+    def __init__(self, *, pending:int, delivered:int, dead:int, bytes:int, oldest_pending_age_secs:typing.Optional[int], last_error:typing.Optional[DeliveryError], next_attempt_at:typing.Optional[Timestamp], evicted:int, evicted_feedback:int, ambiguous_resends:int, crash_logs_cut:int, paused_for_auth:bool, consent:bool, moved_aside:typing.Optional[str]):
         self.pending = pending
         self.delivered = delivered
         self.dead = dead
@@ -3569,6 +3569,7 @@ class Stats:
         self.evicted = evicted
         self.evicted_feedback = evicted_feedback
         self.ambiguous_resends = ambiguous_resends
+        self.crash_logs_cut = crash_logs_cut
         self.paused_for_auth = paused_for_auth
         self.consent = consent
         self.moved_aside = moved_aside
@@ -3577,7 +3578,7 @@ class Stats:
 
     
     def __str__(self):
-        return "Stats(pending={}, delivered={}, dead={}, bytes={}, oldest_pending_age_secs={}, last_error={}, next_attempt_at={}, evicted={}, evicted_feedback={}, ambiguous_resends={}, paused_for_auth={}, consent={}, moved_aside={})".format(self.pending, self.delivered, self.dead, self.bytes, self.oldest_pending_age_secs, self.last_error, self.next_attempt_at, self.evicted, self.evicted_feedback, self.ambiguous_resends, self.paused_for_auth, self.consent, self.moved_aside)
+        return "Stats(pending={}, delivered={}, dead={}, bytes={}, oldest_pending_age_secs={}, last_error={}, next_attempt_at={}, evicted={}, evicted_feedback={}, ambiguous_resends={}, crash_logs_cut={}, paused_for_auth={}, consent={}, moved_aside={})".format(self.pending, self.delivered, self.dead, self.bytes, self.oldest_pending_age_secs, self.last_error, self.next_attempt_at, self.evicted, self.evicted_feedback, self.ambiguous_resends, self.crash_logs_cut, self.paused_for_auth, self.consent, self.moved_aside)
     def __eq__(self, other):
         if self.pending != other.pending:
             return False
@@ -3598,6 +3599,8 @@ class Stats:
         if self.evicted_feedback != other.evicted_feedback:
             return False
         if self.ambiguous_resends != other.ambiguous_resends:
+            return False
+        if self.crash_logs_cut != other.crash_logs_cut:
             return False
         if self.paused_for_auth != other.paused_for_auth:
             return False
@@ -3621,6 +3624,7 @@ class _UniffiFfiConverterTypeStats(_UniffiConverterRustBuffer):
             evicted=_UniffiFfiConverterUInt64.read(buf),
             evicted_feedback=_UniffiFfiConverterUInt64.read(buf),
             ambiguous_resends=_UniffiFfiConverterUInt64.read(buf),
+            crash_logs_cut=_UniffiFfiConverterUInt64.read(buf),
             paused_for_auth=_UniffiFfiConverterBoolean.read(buf),
             consent=_UniffiFfiConverterBoolean.read(buf),
             moved_aside=_UniffiFfiConverterOptionalString.read(buf),
@@ -3638,6 +3642,7 @@ class _UniffiFfiConverterTypeStats(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.evicted)
         _UniffiFfiConverterUInt64.check_lower(value.evicted_feedback)
         _UniffiFfiConverterUInt64.check_lower(value.ambiguous_resends)
+        _UniffiFfiConverterUInt64.check_lower(value.crash_logs_cut)
         _UniffiFfiConverterBoolean.check_lower(value.paused_for_auth)
         _UniffiFfiConverterBoolean.check_lower(value.consent)
         _UniffiFfiConverterOptionalString.check_lower(value.moved_aside)
@@ -3654,6 +3659,7 @@ class _UniffiFfiConverterTypeStats(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.evicted, buf)
         _UniffiFfiConverterUInt64.write(value.evicted_feedback, buf)
         _UniffiFfiConverterUInt64.write(value.ambiguous_resends, buf)
+        _UniffiFfiConverterUInt64.write(value.crash_logs_cut, buf)
         _UniffiFfiConverterBoolean.write(value.paused_for_auth, buf)
         _UniffiFfiConverterBoolean.write(value.consent, buf)
         _UniffiFfiConverterOptionalString.write(value.moved_aside, buf)

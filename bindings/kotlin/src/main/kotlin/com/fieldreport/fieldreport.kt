@@ -3828,6 +3828,12 @@ data class Stats (
     var `ambiguousResends`: kotlin.ULong
     , 
     /**
+     * Crash logs delivered cut to fit the destination's limit (ABC's 1 MiB
+     * body); the field says how many bytes were cut from the middle.
+     */
+    var `crashLogsCut`: kotlin.ULong
+    , 
+    /**
      * Delivery is paused because the server refused the API key.
      */
     var `pausedForAuth`: kotlin.Boolean
@@ -3867,6 +3873,7 @@ public object FfiConverterTypeStats: FfiConverterRustBuffer<Stats> {
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -3884,6 +3891,7 @@ public object FfiConverterTypeStats: FfiConverterRustBuffer<Stats> {
             FfiConverterULong.allocationSize(value.`evicted`) +
             FfiConverterULong.allocationSize(value.`evictedFeedback`) +
             FfiConverterULong.allocationSize(value.`ambiguousResends`) +
+            FfiConverterULong.allocationSize(value.`crashLogsCut`) +
             FfiConverterBoolean.allocationSize(value.`pausedForAuth`) +
             FfiConverterBoolean.allocationSize(value.`consent`) +
             FfiConverterOptionalString.allocationSize(value.`movedAside`)
@@ -3900,6 +3908,7 @@ public object FfiConverterTypeStats: FfiConverterRustBuffer<Stats> {
             FfiConverterULong.write(value.`evicted`, buf)
             FfiConverterULong.write(value.`evictedFeedback`, buf)
             FfiConverterULong.write(value.`ambiguousResends`, buf)
+            FfiConverterULong.write(value.`crashLogsCut`, buf)
             FfiConverterBoolean.write(value.`pausedForAuth`, buf)
             FfiConverterBoolean.write(value.`consent`, buf)
             FfiConverterOptionalString.write(value.`movedAside`, buf)
