@@ -4,6 +4,7 @@
 
 use super::engine::{Chain, Engine, PREMARK_FRESH};
 use crate::delivery::{self, Created, Exchange, FileElement, RateWindow, Verdict};
+use crate::destinations::centercode::CentercodeApi;
 use crate::error::Result;
 use crate::outbox::{self, now_ms, Stored};
 use crate::report::{AttachmentState, DeliveryError, Event, Receipt, ReportState};
@@ -25,7 +26,7 @@ impl Engine<'_> {
             // server may have the feedback.
             if let Some(lookup_key) = self.config.server.lookup_key.clone() {
                 self.pace(window)?;
-                let found = self.server().lookup(&lookup_key, &row.client_id);
+                let found = CentercodeApi(&self.server()).lookup(&lookup_key, &row.client_id);
                 match found {
                     Ok(Some(key)) => {
                         let created = self.recovered(&key, row);
@@ -88,7 +89,7 @@ impl Engine<'_> {
         }
         self.stamp(window)?;
         chain.sent = true;
-        let exchange = self.server().create_feedback(&row.payload);
+        let exchange = CentercodeApi(&self.server()).create_feedback(&row.payload);
         if let Exchange::Answer(a) = &exchange {
             if (200..300).contains(&a.status) {
                 return match delivery::parse_created(&a.body) {
@@ -170,7 +171,7 @@ impl Engine<'_> {
                 elements.push(FileElement {
                     key: a.element_key.clone(),
                     title: None,
-                    url: server.element_url(key, &a.element_key),
+                    url: CentercodeApi(&server).element_url(key, &a.element_key),
                     accepts_multiple: true,
                 });
             }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::Destination;
 use crate::delivery::sender::Deliver;
 use crate::delivery::{self, RateWindow, Verdict};
+use crate::destinations::centercode::CentercodeApi;
 use crate::error::{Internal, Result};
 use crate::outbox::{self, now_ms, Stored};
 use crate::report::{
@@ -346,9 +347,13 @@ impl Engine<'_> {
                 break;
             }
             self.pace(window)?;
-            let exchange =
-                self.server()
-                    .upload(&url, &att.path, att.size, &att.file_name, &att.content_type);
+            let exchange = CentercodeApi(&self.server()).upload(
+                &url,
+                &att.path,
+                att.size,
+                &att.file_name,
+                &att.content_type,
+            );
             match delivery::judge(&exchange, SystemTime::now()) {
                 Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {

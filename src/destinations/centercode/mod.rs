@@ -5,6 +5,9 @@
 #[cfg(feature = "sandbox")]
 pub(crate) mod sandbox;
 
+mod api;
+pub(crate) use api::CentercodeApi;
+
 use serde::Deserialize;
 
 use crate::http::origin::Origin;
