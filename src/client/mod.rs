@@ -163,17 +163,17 @@ impl Client {
 
     /// Everything known about one report.
     pub fn report(&self, id: ReportId) -> std::result::Result<ReportStatus, Error> {
-        Ok(self.inner.db(|o| o.status(id))?)
+        Ok(self.inner.db(|o| o.queries().status(id))?)
     }
 
     /// Reports matching `filter`, newest first.
     pub fn reports(&self, filter: &ReportFilter) -> std::result::Result<Vec<ReportStatus>, Error> {
-        Ok(self.inner.db(|o| o.list(filter))?)
+        Ok(self.inner.db(|o| o.queries().list(filter))?)
     }
 
     /// Queue statistics.
     pub fn stats(&self) -> std::result::Result<Stats, Error> {
-        let mut stats = self.inner.db(|o| o.stats())?;
+        let mut stats = self.inner.db(|o| o.queries().stats())?;
         stats.consent = self.inner.consent()?;
         stats.paused_for_auth = self.inner.auth_paused()?.is_some();
         Ok(stats)
@@ -181,7 +181,7 @@ impl Client {
 
     /// Puts a dead report back in the queue, where it left off.
     pub fn retry(&self, id: ReportId) -> std::result::Result<(), Error> {
-        self.inner.db(|o| o.retry(id))?;
+        self.inner.db(|o| o.steps().retry(id))?;
         self.inner.wake.notify();
         Ok(())
     }

@@ -176,7 +176,7 @@ impl Inner {
         let staged = match &a.source {
             AttachmentSource::Bytes(b) => {
                 check_size(&file_name, b.len() as u64, limit)?;
-                Outbox::stage(
+                outbox::stage(
                     &self.files_dir,
                     durability,
                     &mut Cursor::new(b),
@@ -191,7 +191,7 @@ impl Inner {
                 check_size(&file_name, size, limit)?;
                 // A read that fails part way names the path, as a failed
                 // open does.
-                Outbox::stage(
+                outbox::stage(
                     &self.files_dir,
                     durability,
                     &mut f,
@@ -442,7 +442,7 @@ impl Inner {
         let limit = self.config.policy.max_attachment_bytes;
         let durability = self.config.policy.durability;
         let log_staged: Staged = match &c.log {
-            CrashLog::Text(t) => Outbox::stage(
+            CrashLog::Text(t) => outbox::stage(
                 &self.files_dir,
                 durability,
                 &mut Cursor::new(t.as_bytes()),
@@ -452,7 +452,7 @@ impl Inner {
             )?,
             CrashLog::File(p) => {
                 let mut f = open_regular_file(p)?;
-                Outbox::stage(&self.files_dir, durability, &mut f, limit, &gz_name, true)?
+                outbox::stage(&self.files_dir, durability, &mut f, limit, &gz_name, true)?
             }
         };
         let mut attachments = vec![NewAttachment {

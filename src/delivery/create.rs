@@ -56,18 +56,18 @@ impl Engine<'_> {
                         }
                         // Sent again: a duplicate if the server still
                         // creates the first one, later than that.
-                        self.ddb(|o| o.note_resent_in_doubt(id))?;
+                        self.ddb(|o| o.steps().note_resent_in_doubt(id))?;
                     }
                     Err(exchange) => {
                         return self.judge_failure(row, &exchange, receipt, true);
                     }
                 }
             } else {
-                self.ddb(|o| o.note_resent_in_doubt(id))?;
+                self.ddb(|o| o.steps().note_resent_in_doubt(id))?;
             }
         }
         if chain.premarked_at.is_none() {
-            if !self.ddb(|o| o.mark_create_sent(id))? {
+            if !self.ddb(|o| o.steps().mark_create_sent(id))? {
                 // Evicted or purged since it was loaded: not sent.
                 chain.gone = true;
                 return Ok(None);
@@ -82,7 +82,7 @@ impl Engine<'_> {
         if chain
             .premarked_at
             .is_some_and(|at| at.elapsed() > PREMARK_FRESH)
-            && !self.ddb(|o| o.mark_create_sent(id))?
+            && !self.ddb(|o| o.steps().mark_create_sent(id))?
         {
             chain.gone = true;
             return Ok(None);
@@ -133,7 +133,7 @@ impl Engine<'_> {
         // not act: the create is not in doubt any more. A request cut off
         // after it went out stays in doubt.
         if matches!(exchange, Exchange::Answer(_) | Exchange::NotSent(_)) && !is_lookup {
-            self.ddb(|o| o.set_create_sent_cleared(id))?;
+            self.ddb(|o| o.steps().set_create_sent_cleared(id))?;
         }
         match delivery::judge(exchange, SystemTime::now()) {
             Verdict::Success => Ok(None),
@@ -144,8 +144,8 @@ impl Engine<'_> {
                 if is_lookup {
                     // A broken lookup must not kill the report: fall back
                     // to sending it again, counted as a possible duplicate.
-                    self.ddb(|o| o.note_resent_in_doubt(id))?;
-                    self.ddb(|o| o.set_create_sent_cleared(id))?;
+                    self.ddb(|o| o.steps().note_resent_in_doubt(id))?;
+                    self.ddb(|o| o.steps().set_create_sent_cleared(id))?;
                     let retry = DeliveryError {
                         message: format!(
                             "record lookup failed ({}); the create will be sent again",
@@ -216,7 +216,10 @@ impl Engine<'_> {
             .zip(&routes)
             .all(|(a, r)| a.state != AttachmentState::Pending || r.is_err());
         let next = if finished { chain.next } else { None };
-        match self.ddb(|o| o.store_created(row.id, created, &pairs, finished, next, false))? {
+        match self.ddb(|o| {
+            o.steps()
+                .store_created(row.id, created, &pairs, finished, next, false)
+        })? {
             Stored::Kept { doomed, marked } => {
                 chain.marked_next = marked.then(Instant::now);
                 self.discard_later(doomed);

@@ -130,7 +130,7 @@ impl Engine<'_> {
             );
         }
         let mut window = self.ddb(|o| o.rate_window())?;
-        let due = self.ddb(|o| o.due(now))?;
+        let due = self.ddb(|o| o.steps().due(now))?;
         let mut due = due.into_iter().peekable();
         let mut stop = None;
         // A report whose create was marked as about to leave, and not sent.
@@ -161,7 +161,7 @@ impl Engine<'_> {
                     if chain.marked && !chain.sent {
                         // Marked as about to leave, and it did not: it is
                         // not in doubt (best effort; the error is the news).
-                        let _ = self.ddb(|o| o.set_create_sent_cleared(id));
+                        let _ = self.ddb(|o| o.steps().set_create_sent_cleared(id));
                     }
                     return Err(e);
                 }
@@ -179,7 +179,7 @@ impl Engine<'_> {
         }
         if let Some((id, _)) = premarked {
             // Not sent after all: not in doubt.
-            self.ddb(|o| o.set_create_sent_cleared(id))?;
+            self.ddb(|o| o.steps().set_create_sent_cleared(id))?;
         }
         if self.requests_per_sec() > 0 && !result.receipts.is_empty() {
             // With the send times as they were, for the next flush.
@@ -198,7 +198,7 @@ impl Engine<'_> {
     }
 
     fn finish(&self, mut result: FlushResult, stopped: Option<String>) -> Result<FlushResult> {
-        let (pending, dead) = self.ddb(|o| o.count_pending_dead())?;
+        let (pending, dead) = self.ddb(|o| o.queries().count_pending_dead())?;
         result.pending = pending;
         result.dead = dead;
         result.stopped = stopped;
@@ -260,7 +260,7 @@ impl Engine<'_> {
         chain: &mut Chain,
     ) -> Result<Option<Outcome>> {
         chain.marked = chain.premarked_at.is_some();
-        let mut row = match self.ddb(|o| o.load(id)) {
+        let mut row = match self.ddb(|o| o.steps().load(id)) {
             Ok(row) => row,
             // Purged since the flush listed it.
             Err(Internal::NotFound(_)) => return Ok(None),
@@ -355,7 +355,7 @@ impl Engine<'_> {
                 &att.content_type,
             );
             match delivery::judge(&exchange, SystemTime::now()) {
-                Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
+                Verdict::Success => self.ddb(|o| o.steps().mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {
                     let reason = format!(
                         "the server refused it ({}): {}",
@@ -380,7 +380,7 @@ impl Engine<'_> {
         if stop.is_some() {
             return Ok(Some(Outcome { receipt, stop }));
         }
-        match self.ddb(|o| o.mark_delivered(id, chain.next))? {
+        match self.ddb(|o| o.steps().mark_delivered(id, chain.next))? {
             Stored::Kept { doomed, marked } => {
                 chain.marked_next = marked.then(Instant::now);
                 self.discard_later(doomed);
@@ -411,7 +411,7 @@ impl Engine<'_> {
         reason: &str,
         receipt: &mut Receipt,
     ) -> Result<()> {
-        self.ddb(|o| o.mark_rejected(att_id, reason))?;
+        self.ddb(|o| o.steps().mark_rejected(att_id, reason))?;
         receipt
             .rejected_attachments
             .push(format!("{file_name}: {reason}"));
@@ -463,11 +463,14 @@ impl Engine<'_> {
         receipt: &mut Receipt,
     ) -> Result<()> {
         let max = self.config.policy.max_attempts;
-        let dead = self.ddb(|o| o.record_failure(id, error, outbox::to_ms(next), max))?;
+        let dead = self.ddb(|o| {
+            o.steps()
+                .record_failure(id, error, outbox::to_ms(next), max)
+        })?;
         receipt.error = Some(error.clone());
         if dead {
             receipt.state = ReportState::Dead;
-            let status = self.ddb(|o| o.status(id))?;
+            let status = self.ddb(|o| o.queries().status(id))?;
             self.emit(Event::Dead {
                 id,
                 error: status.last_error.unwrap_or_else(|| error.clone()),
@@ -488,7 +491,7 @@ impl Engine<'_> {
         error: DeliveryError,
         receipt: &mut Receipt,
     ) -> Result<()> {
-        let error = self.ddb(|o| o.mark_dead(id, &error))?;
+        let error = self.ddb(|o| o.steps().mark_dead(id, &error))?;
         receipt.state = ReportState::Dead;
         receipt.error = Some(error.clone());
         self.emit(Event::Dead { id, error });
@@ -511,7 +514,9 @@ impl Engine<'_> {
 
     /// When the sender should next wake for due work, if any is known.
     pub(crate) fn next_due(&self) -> Option<SystemTime> {
-        self.db(|o| o.stats()).ok().and_then(|s| s.next_attempt_at)
+        self.db(|o| o.queries().stats())
+            .ok()
+            .and_then(|s| s.next_attempt_at)
     }
 }
 

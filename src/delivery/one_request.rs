@@ -48,7 +48,7 @@ impl Engine<'_> {
             let error = plain_error(None, "the stored report cannot be read as a neutral report");
             return self.kill(id, error, receipt).map(|_| None);
         };
-        let (kind, flat, submitted_ms) = self.ddb(|o| o.load_neutral(id))?;
+        let (kind, flat, submitted_ms) = self.ddb(|o| o.steps().load_neutral(id))?;
         let blocks = context::blocks(&flat);
         let files = plug::outgoing_files(
             kind,
@@ -121,9 +121,9 @@ impl Engine<'_> {
         left_out.extend(refused);
         left_out.sort_by_key(|(i, _)| *i);
         if resend_in_doubt {
-            self.ddb(|o| o.note_resent_in_doubt(id))?;
+            self.ddb(|o| o.steps().note_resent_in_doubt(id))?;
         }
-        if !self.ddb(|o| o.mark_create_sent(id))? {
+        if !self.ddb(|o| o.steps().mark_create_sent(id))? {
             // Evicted or purged since it was loaded: not sent.
             chain.gone = true;
             return Ok(None);
@@ -258,7 +258,10 @@ impl Engine<'_> {
             url: None,
             file_elements: Vec::new(),
         };
-        match self.ddb(|o| o.store_created(row.id, &created, &routes, true, None, cut))? {
+        match self.ddb(|o| {
+            o.steps()
+                .store_created(row.id, &created, &routes, true, None, cut)
+        })? {
             Stored::Kept { doomed, .. } => self.discard_later(doomed),
             Stored::Gone => {
                 chain.gone = true;
@@ -329,7 +332,7 @@ impl Engine<'_> {
         );
         if !maybe_acted {
             // The server did not act: the request is not in doubt.
-            self.ddb(|o| o.set_create_sent_cleared(id))?;
+            self.ddb(|o| o.steps().set_create_sent_cleared(id))?;
         }
         match said {
             Said::Delivered { .. } => Ok(None),

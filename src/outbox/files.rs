@@ -311,3 +311,82 @@ pub(super) fn copy_error(e: io::Error, name: &str) -> Internal {
         }
     }
 }
+
+/// Copies `reader` into a new file in `files/`, hashing as it goes and
+/// refusing more than `limit` bytes; fsynced and renamed into place.
+pub(crate) fn stage(
+    files_dir: &Path,
+    durability: Durability,
+    reader: &mut dyn Read,
+    limit: u64,
+    name_for_errors: &str,
+    gzip: bool,
+) -> Result<Staged> {
+    let stored_name = format!("att-{}", random_id());
+    let tmp = files_dir.join(format!("{TMP_PREFIX}{stored_name}"));
+    let file = private_file_options()
+        .open(&tmp)
+        .map_err(|e| Internal::io("cannot create an attachment copy", e))?;
+    let mut guard = Staged {
+        path: tmp.clone(),
+        stored_name: stored_name.clone(),
+        size: 0,
+        sha256: String::new(),
+        keep: false,
+    };
+    let mut tee = Tee {
+        inner: io::BufWriter::with_capacity(256 * 1024, file),
+        hasher: Sha256::new(),
+        count: 0,
+    };
+    let mut limited = reader.take(if gzip { u64::MAX } else { limit + 1 });
+    let copy_result = if gzip {
+        let mut enc = flate2::write::GzEncoder::new(&mut tee, flate2::Compression::default());
+        io::copy(&mut limited, &mut enc).and_then(|_| enc.finish().map(|_| Ok(())))
+    } else {
+        // Not on Apple platforms, where every fsync is an F_FULLFSYNC
+        // (a drive cache flush): there the copy is synced once, below.
+        let early_sync = match durability {
+            Durability::Full if cfg!(any(target_os = "linux", target_os = "android")) => {
+                tee.inner.get_ref().try_clone().ok()
+            }
+            _ => None,
+        };
+        copy_hashing(&mut limited, &mut tee.inner, early_sync).map(|(count, hasher, synced)| {
+            tee.count = count;
+            tee.hasher = hasher;
+            synced
+        })
+    };
+    copy_result
+        .map_err(|e| copy_error(e, name_for_errors))?
+        .map_err(|e| Internal::io("cannot sync an attachment copy", e))?;
+    if tee.count > limit {
+        return Err(Internal::TooLarge {
+            name: name_for_errors.to_string(),
+            size: tee.count,
+            limit,
+        });
+    }
+    let file = tee
+        .inner
+        .into_inner()
+        .map_err(|e| Internal::io("cannot write an attachment copy", e.into_error()))?;
+    if durability == Durability::Full {
+        file.sync_all()
+            .map_err(|e| Internal::io("cannot sync an attachment copy", e))?;
+    }
+    drop(file);
+    let final_path = files_dir.join(&stored_name);
+    fs::rename(&tmp, &final_path)
+        .map_err(|e| Internal::io("cannot rename an attachment copy", e))?;
+    guard.path = final_path;
+    guard.size = tee.count;
+    guard.sha256 = tee
+        .hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(guard)
+}

@@ -5,7 +5,14 @@
 //! named by a random id), `ingest.lock` (held shared while a submit copies
 //! files, exclusively while orphans are swept), `flush.lock` (one flush at a
 //! time across processes).
+//!
+//! Parts: the store itself, [`Outbox`] (`open.rs`: opening and upgrading;
+//! `binding.rs`: the destination, its gates and `meta`; this file:
+//! inserting, expiring, purging), and two views of it, [`Queries`] (what
+//! is read) and [`Steps`] (what delivery writes); `files.rs` stages
+//! attachment copies and keeps the locks and the disk reserve.
 
+mod binding;
 mod files;
 mod open;
 mod queries;
@@ -14,7 +21,7 @@ mod steps;
 
 use files::*;
 pub(crate) use files::{
-    ensure_reserve, has_reserve, open_lock, release_reserve_after, remove_files, Staged,
+    ensure_reserve, has_reserve, open_lock, release_reserve_after, remove_files, stage, Staged,
 };
 
 use std::fs::{self, File, OpenOptions};
@@ -236,6 +243,29 @@ struct CapsCache {
     bytes: u64,
 }
 
+/// Reading reports and statistics ([`queries`](self) file): a view of
+/// the outbox, so that the store and what is read of it are each a type
+/// a reader can hold in mind.
+pub(crate) struct Queries<'a>(&'a Outbox);
+
+/// The steps of a report's delivery, each one commit (`steps.rs`): the
+/// delivery engine's view of the outbox.
+pub(crate) struct Steps<'a>(&'a Outbox);
+
+impl std::ops::Deref for Queries<'_> {
+    type Target = Outbox;
+    fn deref(&self) -> &Outbox {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Steps<'_> {
+    type Target = Outbox;
+    fn deref(&self) -> &Outbox {
+        self.0
+    }
+}
+
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox").field("dir", &self.dir).finish()
@@ -258,6 +288,16 @@ fn is_corruption(e: &Internal) -> bool {
 }
 
 impl Outbox {
+    /// What is read of the outbox.
+    pub(crate) fn queries(&self) -> Queries<'_> {
+        Queries(self)
+    }
+
+    /// What delivery writes to the outbox.
+    pub(crate) fn steps(&self) -> Steps<'_> {
+        Steps(self)
+    }
+
     /// Commits reports and their attachment rows in one transaction, after
     /// evicting what the caps require for each; all or nothing. The staged
     /// files become owned by the rows only if the transaction commits. An

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Outbox {
+impl Steps<'_> {
     /// Reports due for delivery, oldest first.
     pub(crate) fn due(&self, now: i64) -> Result<Vec<ReportId>> {
         let mut stmt = self.conn.prepare_cached(
@@ -125,7 +125,7 @@ impl Outbox {
     /// pre-marked as in [`Outbox::mark_delivered`]. `crash_log_cut` counts,
     /// in the same commit, a crash log the request carried cut to fit.
     pub(crate) fn store_created(
-        &mut self,
+        &self,
         id: ReportId,
         created: &Created,
         routes: &[(i64, Result<String, String>)],
@@ -233,11 +233,7 @@ impl Outbox {
     /// not in doubt) as about to be sent, saving its own fsync; the second
     /// value says whether it did. The caller sends that create next, or
     /// clears the mark.
-    pub(crate) fn mark_delivered(
-        &mut self,
-        id: ReportId,
-        next: Option<ReportId>,
-    ) -> Result<Stored> {
+    pub(crate) fn mark_delivered(&self, id: ReportId, next: Option<ReportId>) -> Result<Stored> {
         let tx = Tx::write(&self.conn)?;
         let Some(doomed) = finish_tx(&tx, &self.files, id)? else {
             return Ok(Stored::Gone);
