@@ -637,7 +637,9 @@ fn storm(spec: Storm) {
             Next::Unknown => {}
         }
         for _ in 0..rng.weighted(&[(0u64, 1), (1, 3), (2, 2), (3, 1)]) {
-            for _ in 0..rng.range(0, 4) {
+            // One request a report (ABC, Apptentive) reaches fewer passes
+            // in a round than Centercode's create and uploads.
+            for _ in 0..rng.range(0, if separate_uploads { 4 } else { 1 }) {
                 plan.push(Pass);
             }
             let all: Vec<Kind> = ANY_REQUEST.iter().map(|(k, _)| *k).collect();
@@ -943,8 +945,25 @@ fn storm(spec: Storm) {
         "{duplicates} duplicates but only {} ambiguous resends counted",
         stats.ambiguous_resends
     );
+    // ABC is searched before a re-send: a duplicate only where the search
+    // itself was refused (a 4xx other than 429 and 403, which are retried
+    // and pause), which sends the report again, counted.
+    let refused_searches = sb
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.path.ends_with("/feedbacks/search")
+                && (400..500).contains(&r.status)
+                && r.status != 429
+                && r.status != 403
+        })
+        .count() as u64;
     if dest == Dest::Abc {
-        assert_eq!(duplicates, 0, "ABC is searched before a re-send");
+        assert!(
+            duplicates <= refused_searches,
+            "ABC is searched before a re-send: {duplicates} duplicates, \
+             {refused_searches} searches refused"
+        );
     }
 
     // ---- bounded traffic ----
@@ -1015,6 +1034,9 @@ fn storm(spec: Storm) {
     // Centercode's rows keep the keys they always had.
     if dest != Dest::Centercode {
         line.push(("destination", dest.name().to_string()));
+    }
+    if dest == Dest::Abc {
+        line.push(("refused_searches", refused_searches.to_string()));
     }
     line.extend([
         ("seed", rng.seed.to_string()),
