@@ -3,6 +3,12 @@
 //! acknowledged, never leaves part of a batch, and never creates a report
 //! twice outside the one documented ambiguous window; two flushers on one
 //! outbox (two clients in one process, or two processes) exclude each other.
+//! The flush kill storm runs for every destination (`common::Dest`): ABC
+//! searches its client-id field before a re-send and must never hold a
+//! report twice; Apptentive cannot be asked, so a re-send after a kill is
+//! counted in `ambiguous_resends`. (A submit makes no request and stores
+//! the report neutral, whatever the destination: the submit storms need no
+//! destination of their own.)
 //!
 //! The child processes are this test binary itself, re-executed with
 //! `--exact <child_role_...> --nocapture --test-threads=1` and
@@ -26,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::Dest;
 use fieldreport::sandbox::{Fault, Sandbox};
 use fieldreport::{
     Attachment, AttachmentState, Client, Config, CrashReport, Feedback, ReportFilter, ReportId,
@@ -42,6 +49,9 @@ const DIR_VAR: &str = "FIELDREPORT_KILL_DIR";
 const URL_VAR: &str = "FIELDREPORT_KILL_URL";
 /// The sandbox API key a flushing child uses.
 const KEY_VAR: &str = "FIELDREPORT_KILL_KEY";
+/// The destination (`common::Dest::name`) a flushing child delivers to;
+/// Centercode when unset.
+const DEST_VAR: &str = "FIELDREPORT_KILL_DEST";
 /// The first counter a submitting child uses.
 const START_VAR: &str = "FIELDREPORT_KILL_START";
 /// Replays the parent's random choices.
@@ -59,9 +69,29 @@ struct Shape {
     summary_prefix: &'static str,
     count: fn(u64) -> usize,
     size: fn(u64, usize) -> usize,
+    /// PNG files (by name and first bytes) for ABC, which takes images
+    /// only, in a `rating` field (its channel refuses unknown fields);
+    /// otherwise `.bin` files and a `counter` field.
+    abc: bool,
 }
 
 impl Shape {
+    /// The name of attachment `i` of report `n`.
+    fn file_name(&self, n: u64, i: usize) -> String {
+        format!("att-{n}-{i}.{}", if self.abc { "png" } else { "bin" })
+    }
+
+    /// The bytes of attachment `i` of report `n`.
+    fn bytes(&self, n: u64, i: usize) -> Vec<u8> {
+        let mut b = bytes_for(n, i, (self.size)(n, i));
+        if self.abc {
+            let magic = b"\x89PNG\r\n\x1a\n";
+            let head = magic.len().min(b.len());
+            b[..head].copy_from_slice(&magic[..head]);
+        }
+        b
+    }
+
     fn summary(&self, n: u64) -> String {
         format!("{} {n}", self.summary_prefix)
     }
@@ -78,14 +108,14 @@ impl Shape {
     fn feedback(&self, n: u64) -> Feedback {
         let mut f = Feedback::new(self.summary(n))
             .description(format!("counter {n}"))
-            .field("counter", json!(n));
+            .field(if self.abc { "rating" } else { "counter" }, json!(n));
         for i in 0..(self.count)(n) {
             // Both elements accept several files.
             let element = if i % 2 == 0 { "Screenshot" } else { "Log" };
             f = f.attach(Attachment::from_bytes(
                 element,
-                format!("att-{n}-{i}.bin"),
-                bytes_for(n, i, (self.size)(n, i)),
+                self.file_name(n, i),
+                self.bytes(n, i),
             ));
         }
         f
@@ -105,6 +135,7 @@ const SUBMIT_SHAPE: Shape = Shape {
             1 + (r >> 8) as usize % 65_536
         }
     },
+    abc: false,
 };
 
 /// Reports whose flush is killed: 2 to 4 attachments; one in three is
@@ -120,6 +151,23 @@ const FLUSH_SHAPE: Shape = Shape {
             1 + (r >> 8) as usize % 262_144
         }
     },
+    abc: false,
+};
+
+/// `FLUSH_SHAPE` within ABC's rules: PNG images of at most 1 MiB each;
+/// one in three 0.5–1 MB, the rest up to 256 KiB.
+const ABC_FLUSH_SHAPE: Shape = Shape {
+    summary_prefix: "flush kill test",
+    count: FLUSH_SHAPE.count,
+    size: |n, i| {
+        let r = mix(n.wrapping_mul(17).wrapping_add(i as u64) ^ 0x9fe1);
+        if r.is_multiple_of(3) {
+            500_000 + (r >> 8) as usize % 500_000
+        } else {
+            8 + (r >> 8) as usize % 262_144
+        }
+    },
+    abc: true,
 };
 
 /// Small reports with one attachment up to 32 KiB.
@@ -127,6 +175,7 @@ const SMALL_SHAPE: Shape = Shape {
     summary_prefix: "concurrent test",
     count: |_| 1,
     size: |n, _| 1 + mix(n ^ 0x5a11) as usize % 32_768,
+    abc: false,
 };
 
 /// The batches of `sigkill_during_submit_many_keeps_batches_whole`, each a
@@ -266,7 +315,7 @@ impl Expected {
                 self.0
                     .entry((n, i))
                     .or_insert_with(|| {
-                        let b = bytes_for(n, i, (shape.size)(n, i));
+                        let b = shape.bytes(n, i);
                         (b.len() as u64, common::sha256_hex(&b))
                     })
                     .clone()
@@ -289,7 +338,7 @@ fn assert_attachments(r: &ReportStatus, shape: &Shape, n: u64, expected: &mut Ex
     for (i, (a, (size, sha))) in r.attachments.iter().zip(&want).enumerate() {
         assert_eq!(
             a.file_name,
-            format!("att-{n}-{i}.bin"),
+            shape.file_name(n, i),
             "report {} attachment {i}",
             r.id
         );
@@ -309,17 +358,33 @@ fn assert_attachments(r: &ReportStatus, shape: &Shape, n: u64, expected: &mut Ex
 /// `common::config` with the client-side request limiter off (the sandboxes
 /// here are unlimited too), so that the tests stay fast.
 fn fast_config(dir: &Path, sb: &Sandbox) -> Config {
-    let mut c = common::config(dir, sb);
+    dest_config(Dest::Centercode, dir, sb)
+}
+
+/// `fast_config` for destination `dest`.
+fn dest_config(dest: Dest, dir: &Path, sb: &Sandbox) -> Config {
+    fast_policy(dest, dest.config(dir, sb, sb.api_key()))
+}
+
+/// No client-side request limiter; where a lost answer is looked up (ABC),
+/// a request timeout of 2 s rather than 5, since the search waits out
+/// twice the timeout after an answer a kill cut off.
+fn fast_policy(dest: Dest, mut c: Config) -> Config {
     c.policy.max_requests_per_sec = 0;
+    if dest.looks_up() {
+        c.policy.request_timeout = Duration::from_secs(2);
+    }
     c
 }
 
 /// The child's config: the same policy as `fast_config`, for a sandbox known
-/// only by URL and key.
+/// only by URL and key, of the destination named in `FIELDREPORT_KILL_DEST`.
 fn child_config(dir: &Path, base_url: &str, api_key: &str) -> Config {
-    let mut c = common::config_at(dir, base_url, api_key);
-    c.policy.max_requests_per_sec = 0;
-    c
+    let dest = match std::env::var(DEST_VAR) {
+        Ok(name) => Dest::from_name(&name).unwrap_or_else(|| panic!("{DEST_VAR}={name}")),
+        Err(_) => Dest::Centercode,
+    };
+    fast_policy(dest, dest.config_at(dir, base_url, api_key))
 }
 
 /// Room for every report the submit storms make in their full run (the
@@ -482,8 +547,14 @@ fn submit_then_kill(
 }
 
 fn flusher_env(dir: &Path, sb: &Sandbox) -> Vec<(&'static str, String)> {
+    dest_flusher_env(Dest::Centercode, dir, sb)
+}
+
+/// `flusher_env` for a child delivering to destination `dest`.
+fn dest_flusher_env(dest: Dest, dir: &Path, sb: &Sandbox) -> Vec<(&'static str, String)> {
     vec![
         (ROLE_VAR, "flush".to_string()),
+        (DEST_VAR, dest.name().to_string()),
         (DIR_VAR, dir.display().to_string()),
         (URL_VAR, sb.base_url()),
         (KEY_VAR, sb.api_key().to_string()),
@@ -496,12 +567,20 @@ fn flusher_env(dir: &Path, sb: &Sandbox) -> Vec<(&'static str, String)> {
 
 /// How many feedback the sandbox created per summary.
 fn created_per_summary(sb: &Sandbox) -> BTreeMap<String, usize> {
+    dest_created_per_summary(Dest::Centercode, sb)
+}
+
+/// How many reports a sandbox of destination `dest` holds per summary.
+fn dest_created_per_summary(dest: Dest, sb: &Sandbox) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for f in sb.feedback() {
-        let summary = f.body["summary"]
-            .as_str()
-            .unwrap_or_else(|| panic!("created feedback {} has no summary: {}", f.key, f.body))
-            .to_string();
+        let summary = dest.summary_of(&f.body);
+        assert!(
+            !summary.is_empty(),
+            "created feedback {} has no summary: {}",
+            f.key,
+            f.body
+        );
         *counts.entry(summary).or_insert(0) += 1;
     }
     counts
@@ -763,15 +842,44 @@ fn sigkill_during_submit_loses_nothing_printed() {
 
 #[test]
 fn sigkill_during_flush_never_creates_twice() {
+    flush_kill_storm(Dest::Centercode);
+}
+
+/// ABC searches its client-id field before a re-send: a kill never leaves
+/// a report on the server twice.
+#[test]
+fn sigkill_during_flush_to_abc_never_creates_twice() {
+    flush_kill_storm(Dest::Abc);
+}
+
+/// Apptentive cannot be asked: a report whose answer a kill cut off is
+/// sent again, and counted as a possible duplicate.
+#[test]
+fn sigkill_during_flush_to_apptentive_counts_every_duplicate() {
+    flush_kill_storm(Dest::Apptentive);
+}
+
+/// Child processes flushing to `dest` are killed mid-delivery, then the
+/// parent drains: every report is delivered with each attachment whole,
+/// and a report the server holds twice is counted in `ambiguous_resends`.
+/// Centercode's row is `kill_flush`; the others' `kill_flush_<name>`.
+fn flush_kill_storm(dest: Dest) {
     // More reports and kills in the full run (FIELDREPORT_FULL=1).
     let n_reports: u64 = support::scale(12, 40);
     let rounds: usize = support::scale(4, 30);
-    let shape = FLUSH_SHAPE;
-    let mut rng = Rng::seeded(SEED_VAR, "sigkill_during_flush_never_creates_twice");
+    let shape = match dest {
+        Dest::Abc | Dest::AbcPresigned => ABC_FLUSH_SHAPE,
+        Dest::Centercode | Dest::Apptentive => FLUSH_SHAPE,
+    };
+    let name = match dest {
+        Dest::Centercode => "kill_flush".to_string(),
+        _ => format!("kill_flush_{}", dest.name()),
+    };
+    let mut rng = Rng::seeded(SEED_VAR, &name);
     let tmp = common::tempdir();
     let dir = tmp.path().join("outbox");
-    let sb = common::sandbox_unlimited();
-    let client = Client::open(fast_config(&dir, &sb)).expect("open");
+    let sb = dest.sandbox_unlimited();
+    let client = Client::open(dest_config(dest, &dir, &sb)).expect("open");
     for n in 0..n_reports {
         client.submit(shape.feedback(n)).expect("submit");
     }
@@ -786,7 +894,7 @@ fn sigkill_during_flush_never_creates_twice() {
         let mut child = ChildProc::spawn(
             &[],
             "child_role_flusher",
-            &flusher_env(&dir, &sb),
+            &dest_flusher_env(dest, &dir, &sb),
             tmp.path().join(format!("flush-{round}.stderr")),
         );
         child.expect_line("flushing");
@@ -819,21 +927,22 @@ fn sigkill_during_flush_never_creates_twice() {
     }
     assert!(
         killed_mid_flush >= 1,
-        "no flush was killed mid-delivery: the test exercised nothing"
+        "{dest:?}: no flush was killed mid-delivery: the test exercised nothing"
     );
 
     sb.clear_faults();
-    let result = common::drain(&client, 20);
+    // Up to 15 s: long enough for a search that waits out twice the timeout.
+    let result = common::drain(&client, 60);
     assert_eq!(
         (result.pending, result.dead),
         (0, 0),
-        "after drain: {result:?}"
+        "{dest:?} after drain: {result:?}"
     );
 
     let mut expected = Expected::default();
     let reports = reports_by_counter(&client, &shape);
     assert_eq!(reports.len() as u64, n_reports);
-    let created = created_per_summary(&sb);
+    let created = dest_created_per_summary(dest, &sb);
     let uploads = uploads_per_key(&sb);
     let stats = client.stats().expect("stats");
     let mut duplicates = 0;
@@ -850,7 +959,7 @@ fn sigkill_during_flush_never_creates_twice() {
             .into_iter()
             .find(|f| f.key == key)
             .unwrap_or_else(|| panic!("report {} has key {key} the sandbox never made", r.id));
-        assert_eq!(feedback.body["summary"], json!(r.summary), "{key}");
+        assert_eq!(dest.summary_of(&feedback.body), r.summary, "{key}");
         assert!(
             r.attachments
                 .iter()
@@ -881,9 +990,18 @@ fn sigkill_during_flush_never_creates_twice() {
         keys.insert(key);
     }
     // Feedback created twice gets no uploads: only stored keys are used.
+    // (ABC and Apptentive send the files with the report: a report posted
+    // twice has them twice, one copy under a key no report stored.)
+    let extra_copies: HashSet<String> = sb
+        .feedback()
+        .into_iter()
+        .filter(|f| !keys.contains(&f.key))
+        .map(|f| f.key)
+        .collect();
     for u in sb.uploads() {
         assert!(
-            keys.contains(&u.feedback_key),
+            keys.contains(&u.feedback_key)
+                || (dest != Dest::Centercode && extra_copies.contains(&u.feedback_key)),
             "upload to {}, a key no report stored",
             u.feedback_key
         );
@@ -898,28 +1016,43 @@ fn sigkill_during_flush_never_creates_twice() {
         "unexpected feedback: {created:?}"
     );
     println!(
-        "{killed_mid_flush} flushes killed mid-delivery; {} feedback created for {n_reports} reports: \
+        "{dest:?}: {killed_mid_flush} flushes killed mid-delivery; {} feedback created for {n_reports} reports: \
          {duplicates} duplicates, {} ambiguous resends counted; {duplicate_uploads} attachments uploaded twice",
         sb.feedback().len(),
         stats.ambiguous_resends
     );
     assert!(
         duplicates as u64 <= stats.ambiguous_resends,
-        "{duplicates} duplicate feedback but only {} ambiguous resends counted: {created:?}",
+        "{dest:?}: {duplicates} duplicate feedback but only {} ambiguous resends counted: {created:?}",
         stats.ambiguous_resends
     );
-    support::figures(
-        "kill_flush",
-        &[
-            ("kills", killed_mid_flush.to_string()),
-            ("accepted", n_reports.to_string()),
-            ("delivered", reports.len().to_string()),
-            ("lost", "0".into()),
-            ("duplicates", duplicates.to_string()),
-            ("ambiguous_resends", stats.ambiguous_resends.to_string()),
-            ("duplicate_uploads", duplicate_uploads.to_string()),
-        ],
-    );
+    if dest == Dest::Abc {
+        assert_eq!(duplicates, 0, "ABC is searched before a re-send");
+    }
+    let mut line: Vec<(&str, String)> = Vec::new();
+    // Centercode's row keeps the keys it always had.
+    if dest != Dest::Centercode {
+        line.push(("destination", dest.name().to_string()));
+    }
+    if dest.looks_up() {
+        // How often a cut-off answer was looked up instead of re-sent.
+        let searches = sb
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/feedbacks/search"))
+            .count();
+        line.push(("searches", searches.to_string()));
+    }
+    line.extend([
+        ("kills", killed_mid_flush.to_string()),
+        ("accepted", n_reports.to_string()),
+        ("delivered", reports.len().to_string()),
+        ("lost", "0".into()),
+        ("duplicates", duplicates.to_string()),
+        ("ambiguous_resends", stats.ambiguous_resends.to_string()),
+        ("duplicate_uploads", duplicate_uploads.to_string()),
+    ]);
+    support::figures(&name, &line);
 }
 
 // ---------------------------------------------------------------------------

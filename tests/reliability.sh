@@ -4,6 +4,8 @@
 #   bash tests/reliability.sh                 # the short version (what `cargo test` runs in CI)
 #   bash tests/reliability.sh --full          # the full version: FIELDREPORT_FULL=1, more rounds and reports
 #   bash tests/reliability.sh --full --update # ...and rewrite the figures table in RELIABILITY.md
+#   bash tests/reliability.sh --update        # short run: add only the rows the table lacks,
+#                                             # marked "(short)"; a full run's rows are kept
 #
 # Each suite prints one `FIGURES <suite> key=value ...` line per test; they
 # are collected through FIELDREPORT_FIGURES_FILE and assembled into one
@@ -21,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --full) full=1 ;;
     --update) update=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -119,14 +121,51 @@ print(text)
 PY
 
 if [ "$update" = 1 ]; then
-  python3 - "$table" RELIABILITY.md <<'PY'
+  python3 - "$table" RELIABILITY.md "$mode" <<'PY'
 import sys
-table, doc = sys.argv[1:3]
+table, doc, mode = sys.argv[1:4]
 text = open(doc).read()
 begin, end = "<!-- figures:begin -->", "<!-- figures:end -->"
 a, b = text.index(begin) + len(begin), text.index(end)
-open(doc, "w").write(text[:a] + "\n" + open(table).read() + text[b:])
-print(f"updated the figures in {doc}")
+new = open(table).read()
+if mode == "full":
+    # A full run produces every row: the table is replaced whole.
+    open(doc, "w").write(text[:a] + "\n" + new + text[b:])
+    print(f"updated the figures in {doc}")
+    sys.exit(0)
+# A short run never replaces a full run's figures: it adds the rows of the
+# suites the table lacks (marked "(short)"), before the **all** line, which
+# keeps counting the rows it counted, and says so under the table.
+def rows(block):
+    out = []
+    for line in block.splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and line.startswith("| ") and not line.startswith("| suite") \
+                and not line.startswith("| **all**"):
+            out.append((cells[1].strip(), line))
+    return out
+old_block = text[a:b]
+old_rows = rows(old_block)
+full_rows = {suite for suite, _ in old_rows if not suite.endswith(" (short)")}
+fresh = {suite: line.replace(f"| {suite} |", f"| {suite} (short) |", 1)
+         for suite, line in rows(new) if suite not in full_rows}
+# Rows of an earlier short run are replaced; new suites go before **all**.
+lines = [l for l in old_block.splitlines() if not l.startswith("Rows marked (short):")]
+for i, l in enumerate(lines):
+    for suite, line in old_rows:
+        if l == line and suite.endswith(" (short)") and suite[:-8] in fresh:
+            lines[i] = fresh.pop(suite[:-8])
+at = next(i for i, l in enumerate(lines) if l.startswith("| **all**"))
+lines[at:at] = list(fresh.values())
+when = [l for l in new.splitlines() if l.startswith("short run of")]
+note = ("Rows marked (short): " + (when[0] if when else "a short run")
+        + " The **all** line counts the other rows only.")
+block = "\n".join(lines).rstrip("\n")
+if any(" (short) |" in l for l in lines):
+    block += "\n" + note
+block += "\n"
+open(doc, "w").write(text[:a] + block + text[b:])
+print(f"short rows in {doc}: " + ", ".join(s for s, _ in rows(new) if s not in full_rows))
 PY
 fi
 exit "$status"

@@ -5,7 +5,8 @@
 //!
 //! `FIELDREPORT_BENCH_QUICK=1` (or `-- --quick`) shrinks every size for a CI
 //! smoke run. Other arguments select sections by name: `submit`, `large`,
-//! `upload`, `drain`, `open`, `memory`, `size`.
+//! `upload`, `drain`, `destinations` (a drain per destination, in
+//! `destinations.rs`), `open`, `memory`, `size`.
 //!
 //! Memory figures come from child processes (this binary re-executed with
 //! `FIELDREPORT_BENCH_CHILD=<role>`), reading their own `VmHWM`/`VmRSS`, so
@@ -16,6 +17,7 @@
 // `tests/<dir>/main.rs`); under the test harness `main` is not the entry.
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
+mod destinations;
 mod discard;
 mod util;
 
@@ -49,6 +51,8 @@ struct Plan {
     upload_reps: usize,
     drain_n: usize,
     drain_reps: usize,
+    dest_n: usize,
+    dest_reps: usize,
     open_n: usize,
     open_reps: usize,
 }
@@ -65,6 +69,8 @@ impl Plan {
                 upload_reps: 2,
                 drain_n: 200,
                 drain_reps: 1,
+                dest_n: 100,
+                dest_reps: 1,
                 open_n: 20_000,
                 open_reps: 3,
             }
@@ -78,6 +84,8 @@ impl Plan {
                 upload_reps: 7,
                 drain_n: 1000,
                 drain_reps: 3,
+                dest_n: 300,
+                dest_reps: 3,
                 open_n: 100_000,
                 open_reps: 7,
             }
@@ -196,6 +204,17 @@ fn main() {
     if on("drain") {
         eprintln!("== drain ({} small reports)", plan.drain_n);
         rows.extend(bench_drain(&plan, work.path()));
+    }
+    if on("destinations") {
+        eprintln!(
+            "== destinations ({} reports with an image, each destination)",
+            plan.dest_n
+        );
+        rows.extend(destinations::bench_destinations(
+            plan.dest_n,
+            plan.dest_reps,
+            work.path(),
+        ));
     }
     if on("open") {
         eprintln!("== open ({} pending reports)", plan.open_n);

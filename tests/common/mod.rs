@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fieldreport::sandbox::{Sandbox, SandboxConfig};
-use fieldreport::{Client, Config, Event, Listener, ReportFilter, ServerConfig};
+use fieldreport::{
+    AbcConfig, ApptentiveConfig, Client, Config, Event, Listener, ReportFilter, ServerConfig,
+};
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -46,6 +48,156 @@ pub fn config_at(dir: &std::path::Path, base_url: &str, api_key: &str) -> Config
     c.policy.connect_timeout = Duration::from_secs(2);
     c.app.name = Some("tests".into());
     c
+}
+
+/// One destination under test: the suites that hold for every server run
+/// once per value (`Dest::ALL`), each against that destination's sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    Centercode,
+    Abc,
+    /// ABC sending images by presigned upload (`with_presigned_images`).
+    AbcPresigned,
+    Apptentive,
+}
+
+impl Dest {
+    /// Every destination fieldreport delivers to.
+    pub const ALL: [Dest; 3] = [Dest::Centercode, Dest::Abc, Dest::Apptentive];
+    /// The destinations other than Centercode, ABC in both image modes.
+    pub const OTHERS: [Dest; 3] = [Dest::Abc, Dest::AbcPresigned, Dest::Apptentive];
+
+    /// The name used in figures and child-process environments.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dest::Centercode => "centercode",
+            Dest::Abc => "abc",
+            Dest::AbcPresigned => "abc_presigned",
+            Dest::Apptentive => "apptentive",
+        }
+    }
+
+    /// The destination called `name` (as [`Dest::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Dest> {
+        Dest::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// This destination's sandbox settings, as a test starts them.
+    pub fn sandbox_config(self) -> SandboxConfig {
+        match self {
+            Dest::Centercode => SandboxConfig::default(),
+            Dest::Abc | Dest::AbcPresigned => SandboxConfig::abc(),
+            Dest::Apptentive => SandboxConfig::apptentive(),
+        }
+    }
+
+    /// This destination's sandbox.
+    pub fn sandbox(self) -> Sandbox {
+        Sandbox::start(self.sandbox_config()).expect("sandbox starts")
+    }
+
+    /// The same, without the server's own rate limit (Centercode's 10 a
+    /// second; the others have none).
+    pub fn sandbox_unlimited(self) -> Sandbox {
+        Sandbox::start(SandboxConfig {
+            rate_limit_per_sec: None,
+            ..self.sandbox_config()
+        })
+        .expect("sandbox starts")
+    }
+
+    /// A config for `dir` and `sb`, with the key `key`.
+    pub fn config(self, dir: &std::path::Path, sb: &Sandbox, key: &str) -> Config {
+        self.config_at(dir, &sb.base_url(), key)
+    }
+
+    /// A config for a sandbox known only by its URL (a child process of a
+    /// test), with retries fast enough for tests. Centercode's is
+    /// `config_at`'s; ABC maps every role its sandbox's channel has a field
+    /// for, the client id included (so a lost answer is searched for).
+    pub fn config_at(self, dir: &std::path::Path, base_url: &str, key: &str) -> Config {
+        let mut c = match self {
+            Dest::Centercode => return config_at(dir, base_url, key),
+            Dest::Abc | Dest::AbcPresigned => Config::abc(
+                dir,
+                AbcConfig::new(
+                    base_url,
+                    "1",
+                    "1",
+                    key,
+                    &[
+                        ("description", "description"),
+                        ("submitter", "submitter"),
+                        ("crash_log", "crash_log"),
+                        ("client_id", "client_id"),
+                        ("images", "images"),
+                        ("context.device.os_name", "os"),
+                    ],
+                )
+                .map(|abc| match self {
+                    Dest::AbcPresigned => abc.with_presigned_images(),
+                    _ => abc,
+                })
+                .expect("ABC settings"),
+            ),
+            Dest::Apptentive => Config::apptentive(
+                dir,
+                ApptentiveConfig::new(base_url, key).expect("Apptentive settings"),
+            ),
+        };
+        c.policy.retry_base = Duration::from_millis(20);
+        c.policy.retry_max = Duration::from_millis(200);
+        c.policy.request_timeout = Duration::from_secs(5);
+        c.policy.connect_timeout = Duration::from_secs(2);
+        c.app.version = Some("2.3.1".into());
+        c
+    }
+
+    /// A client of `sb` in `dir`.
+    pub fn open(self, dir: &std::path::Path, sb: &Sandbox) -> Client {
+        Client::open(self.config(dir, sb, sb.api_key())).expect("client opens")
+    }
+
+    /// The status that means a refused key.
+    pub fn refused_key_status(self) -> u16 {
+        match self {
+            Dest::Centercode | Dest::Apptentive => 401,
+            Dest::Abc | Dest::AbcPresigned => 403,
+        }
+    }
+
+    /// Whether a lost create answer is looked up before a re-send with
+    /// `Dest::config`: ABC's client-id field is mapped; Apptentive cannot
+    /// be asked; Centercode's lookup is not configured there.
+    pub fn looks_up(self) -> bool {
+        matches!(self, Dest::Abc | Dest::AbcPresigned)
+    }
+
+    /// The most requests a second the client sends with a policy of
+    /// `per_sec`: ABC, which has no limit of its own, gets at most our
+    /// polite default of 5.
+    pub fn requests_per_sec(self, per_sec: u32) -> u32 {
+        match self {
+            Dest::Abc | Dest::AbcPresigned if per_sec > 0 => per_sec.min(5),
+            _ => per_sec,
+        }
+    }
+
+    /// The summary of a report as the server stored it (Apptentive's is
+    /// the first line of `feedback.feedback`, which holds the description
+    /// after it).
+    pub fn summary_of(self, body: &serde_json::Value) -> String {
+        let text = match self {
+            Dest::Centercode => body["summary"].as_str(),
+            Dest::Abc | Dest::AbcPresigned => body["message"].as_str(),
+            Dest::Apptentive => body["feedback"]["feedback"].as_str(),
+        };
+        let text = text.unwrap_or_default();
+        match self {
+            Dest::Apptentive => text.lines().next().unwrap_or_default().to_string(),
+            _ => text.to_string(),
+        }
+    }
 }
 
 pub fn open(dir: &std::path::Path, sb: &Sandbox) -> Client {
