@@ -791,6 +791,19 @@ fieldreport_status fieldreport_config_set_abc_issue_names(fieldreport_config *co
                                                           size_t count);
 
 /**
+ * Sends images by presigned upload when `presigned` is true: per image
+ * `GET .../image-upload-url`, a `PUT` of the bytes to the URL it returns
+ * (with no key), then the object URLs in a JSON create. The default,
+ * false, sends them as file parts of one multipart create: the presigned
+ * URL ABC signs carries an empty body's checksum, which S3-compatible
+ * stores that enforce it refuse for real bytes, and it needs the channel's
+ * S3 config. ABC only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+ * Never blocks.
+ */
+fieldreport_status fieldreport_config_set_abc_presigned_images(fieldreport_config *config,
+                                                               bool presigned);
+
+/**
  * The largest Apptentive record sent, in bytes, at least 1024 (default
  * 32 MiB): a report whose record (files base64-encoded) would be larger is
  * refused at submit with `FIELDREPORT_STATUS_ATTACHMENT_TOO_LARGE`. A

@@ -17,6 +17,7 @@ pub struct AbcDestination {
     pub channel_id: String,
     pub map: HashMap<String, String>,
     pub issue_names: Vec<String>,
+    pub presigned_images: bool,
 }
 
 /// See `ApptentiveDestination` in uniffi.udl.
@@ -70,6 +71,11 @@ impl AbcDestination {
             &pairs,
         )
         .map_err(|e| named("abc", e))?;
+        let config = if self.presigned_images {
+            config.with_presigned_images()
+        } else {
+            config
+        };
         if self.issue_names.is_empty() {
             return Ok(config);
         }
@@ -153,6 +159,7 @@ mod tests {
     use super::super::tests::config;
     use super::super::FieldReportClient;
     use super::*;
+    use crate::destinations::abc::config::ImageMode;
 
     fn abc() -> AbcDestination {
         AbcDestination {
@@ -164,6 +171,7 @@ mod tests {
                 ("crash_log".to_string(), "crash_log".to_string()),
             ]),
             issue_names: vec!["mobile".into()],
+            presigned_images: true,
         }
     }
 
@@ -204,6 +212,7 @@ mod tests {
                 assert_eq!(a.map.images.as_deref(), Some("images"));
                 assert_eq!(a.map.crash_log.as_deref(), Some("crash_log"));
                 assert_eq!(a.issue_names, ["mobile"]);
+                assert_eq!(a.image_mode, ImageMode::Presigned);
             }
             other => panic!("expected ABC, got {other:?}"),
         }

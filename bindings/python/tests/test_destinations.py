@@ -43,10 +43,12 @@ def abc_config(outbox, base_url, **abc):
     )
 
 
-def test_feedback_with_a_png_is_delivered_to_abc(tmp_path, abc_sandbox):
+@pytest.mark.parametrize("presigned", [False, True], ids=["multipart", "presigned"])
+def test_feedback_with_a_png_is_delivered_to_abc(tmp_path, abc_sandbox, presigned):
     shot = tmp_path / "shot.png"
     shot.write_bytes(PNG)
-    with fr.FieldReportClient(abc_config(tmp_path / "outbox", abc_sandbox.base_url)) as client:
+    config = abc_config(tmp_path / "outbox", abc_sandbox.base_url, presigned_images=presigned)
+    with fr.FieldReportClient(config) as client:
         fid = client.submit(
             fr.Feedback(
                 summary="Export button does nothing",
@@ -81,6 +83,12 @@ def test_feedback_with_a_png_is_delivered_to_abc(tmp_path, abc_sandbox):
     assert body["client_id"] == status.client_id
     [upload] = state["uploads"]
     assert upload["sha256_hex"] == hashlib.sha256(PNG).hexdigest()
+    # A file part of the multipart create, or a PUT to the presigned URL
+    # whose object URL the create names.
+    assert upload["element_key"] == ("presigned" if presigned else "images"), upload
+    if presigned:
+        [url] = body["images"]
+        assert "?" not in url, url
 
 
 @pytest.mark.parametrize("bad", ["twelve", "0", "-1", ""])

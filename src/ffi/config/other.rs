@@ -5,6 +5,7 @@ use std::ffi::c_char;
 
 use super::{fieldreport_config, wrong_destination};
 use crate::config::{Config, Destination};
+use crate::destinations::abc::config::ImageMode;
 use crate::ffi::{
     fieldreport_status, guard, handle_mut, opt_text, out, path, text, Fail, FfiResult,
 };
@@ -213,6 +214,33 @@ pub unsafe extern "C" fn fieldreport_config_set_abc_issue_names(
                 .with_issue_names(&list)
                 .map_err(|e| Fail::from_error(e, abc.api_key()))?;
             *abc = rebuilt;
+            Ok(())
+        },
+    )
+}
+
+/// Sends images by presigned upload when `presigned` is true: per image
+/// `GET .../image-upload-url`, a `PUT` of the bytes to the URL it returns
+/// (with no key), then the object URLs in a JSON create. The default,
+/// false, sends them as file parts of one multipart create: the presigned
+/// URL ABC signs carries an empty body's checksum, which S3-compatible
+/// stores that enforce it refuse for real bytes, and it needs the channel's
+/// S3 config. ABC only: elsewhere `FIELDREPORT_STATUS_INVALID_CONFIG`.
+/// Never blocks.
+#[no_mangle]
+pub unsafe extern "C" fn fieldreport_config_set_abc_presigned_images(
+    config: *mut fieldreport_config,
+    presigned: bool,
+) -> fieldreport_status {
+    with_abc(
+        config,
+        "fieldreport_config_set_abc_presigned_images",
+        |abc, _| {
+            abc.image_mode = if presigned {
+                ImageMode::Presigned
+            } else {
+                ImageMode::Multipart
+            };
             Ok(())
         },
     )

@@ -136,6 +136,14 @@ fn abc_fields_are_set_one_role_at_a_time_and_a_bad_one_changes_nothing() {
     assert_eq!(abc_of(cfg).issue_names, ["crash", "ui"]);
     let st = unsafe { fieldreport_config_set_abc_issue_names(cfg, std::ptr::null(), 1) };
     assert_eq!(st, fieldreport_status::NullArgument);
+    use crate::destinations::abc::config::ImageMode;
+    assert_eq!(abc_of(cfg).image_mode, ImageMode::Multipart, "the default");
+    let st = unsafe { fieldreport_config_set_abc_presigned_images(cfg, true) };
+    assert_eq!(st, fieldreport_status::Ok);
+    assert_eq!(abc_of(cfg).image_mode, ImageMode::Presigned);
+    let st = unsafe { fieldreport_config_set_abc_presigned_images(cfg, false) };
+    assert_eq!(st, fieldreport_status::Ok);
+    assert_eq!(abc_of(cfg).image_mode, ImageMode::Multipart);
 
     // Centercode's and Apptentive's setters are refused, by name.
     let st = unsafe { fieldreport_config_set_base_url(cfg, c("http://h").as_ptr()) };
@@ -233,6 +241,8 @@ fn abc_setters_refuse_a_centercode_config() {
         last_error(),
         "fieldreport_config_set_abc_field applies only to a config for ABC; this one delivers to centercode"
     );
+    let st = unsafe { fieldreport_config_set_abc_presigned_images(cfg, true) };
+    assert_eq!(st, fieldreport_status::InvalidConfig);
     let st = unsafe {
         fieldreport_config_set_abc_field(
             std::ptr::null_mut(),

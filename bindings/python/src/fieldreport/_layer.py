@@ -211,7 +211,8 @@ class AbcDestination(_ffi.AbcDestination):
     `Config.api_key`. `project_id` and `channel_id` may be ints; `map` is a
     dict of role to channel field (`{"images": "images", "crash_log":
     "crash_log", "context.device.os_name": "os"}`); `issue_names` any
-    iterable of str. Checked at open: a bad value is refused with
+    iterable of str; `presigned_images=True` sends images by presigned
+    upload instead of multipart. Checked at open: a bad value is refused with
     `InvalidConfig` naming it (`abc.project_id: ...`)."""
 
     project_id = _id_property("project_id")
@@ -231,6 +232,7 @@ class AbcDestination(_ffi.AbcDestination):
         channel_id: _t.Union[int, str],
         map: _t.Optional[_t.Mapping[str, str]] = None,
         issue_names: _t.Optional[_t.Iterable[str]] = None,
+        presigned_images: bool = False,
     ) -> None:
         super().__init__(
             base_url=base_url,
@@ -238,6 +240,7 @@ class AbcDestination(_ffi.AbcDestination):
             channel_id=channel_id,  # type: ignore[arg-type]
             map=map,  # type: ignore[arg-type]
             issue_names=issue_names,  # type: ignore[arg-type]
+            presigned_images=bool(presigned_images),
         )
 
 

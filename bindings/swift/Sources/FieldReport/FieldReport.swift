@@ -1210,6 +1210,13 @@ public struct AbcDestination: Equatable, Hashable {
      * Issue names attached to every feedback (each non-empty).
      */
     public var issueNames: [String]
+    /**
+     * Send images by presigned upload (`image-upload-url`, a PUT to the
+     * store, the object URLs in a JSON create) instead of the default
+     * multipart create. Needs the channel's S3 config, and a store that
+     * accepts the empty-body checksum ABC signs; see AbcConfig.
+     */
+    public var presignedImages: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1235,12 +1242,19 @@ public struct AbcDestination: Equatable, Hashable {
          */map: [String: String] = [:], 
         /**
          * Issue names attached to every feedback (each non-empty).
-         */issueNames: [String] = []) {
+         */issueNames: [String] = [], 
+        /**
+         * Send images by presigned upload (`image-upload-url`, a PUT to the
+         * store, the object URLs in a JSON create) instead of the default
+         * multipart create. Needs the channel's S3 config, and a store that
+         * accepts the empty-body checksum ABC signs; see AbcConfig.
+         */presignedImages: Bool = false) {
         self.baseUrl = baseUrl
         self.projectId = projectId
         self.channelId = channelId
         self.map = map
         self.issueNames = issueNames
+        self.presignedImages = presignedImages
     }
 
     
@@ -1263,7 +1277,8 @@ public struct FfiConverterTypeAbcDestination: FfiConverterRustBuffer {
                 projectId: FfiConverterString.read(from: &buf), 
                 channelId: FfiConverterString.read(from: &buf), 
                 map: FfiConverterDictionaryStringString.read(from: &buf), 
-                issueNames: FfiConverterSequenceString.read(from: &buf)
+                issueNames: FfiConverterSequenceString.read(from: &buf), 
+                presignedImages: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -1273,6 +1288,7 @@ public struct FfiConverterTypeAbcDestination: FfiConverterRustBuffer {
         FfiConverterString.write(value.channelId, into: &buf)
         FfiConverterDictionaryStringString.write(value.map, into: &buf)
         FfiConverterSequenceString.write(value.issueNames, into: &buf)
+        FfiConverterBool.write(value.presignedImages, into: &buf)
     }
 }
 

@@ -976,6 +976,27 @@ class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
 @dataclass
 class AbcDestination:
     """
@@ -983,7 +1004,7 @@ class AbcDestination:
     The API key is `Config.api_key`. Checked at open: a bad value is refused
     with `InvalidConfig` naming it (`abc.project_id: ...`).
 """
-    def __init__(self, *, base_url:str, project_id:str, channel_id:str, map:dict[str, str] = _DEFAULT, issue_names:typing.List[str] = _DEFAULT):
+    def __init__(self, *, base_url:str, project_id:str, channel_id:str, map:dict[str, str] = _DEFAULT, issue_names:typing.List[str] = _DEFAULT, presigned_images:bool = False):
         self.base_url = base_url
         self.project_id = project_id
         self.channel_id = channel_id
@@ -995,12 +1016,13 @@ class AbcDestination:
             self.issue_names = []
         else:
             self.issue_names = issue_names
+        self.presigned_images = presigned_images
         
         
 
     
     def __str__(self):
-        return "AbcDestination(base_url={}, project_id={}, channel_id={}, map={}, issue_names={})".format(self.base_url, self.project_id, self.channel_id, self.map, self.issue_names)
+        return "AbcDestination(base_url={}, project_id={}, channel_id={}, map={}, issue_names={}, presigned_images={})".format(self.base_url, self.project_id, self.channel_id, self.map, self.issue_names, self.presigned_images)
     def __eq__(self, other):
         if self.base_url != other.base_url:
             return False
@@ -1011,6 +1033,8 @@ class AbcDestination:
         if self.map != other.map:
             return False
         if self.issue_names != other.issue_names:
+            return False
+        if self.presigned_images != other.presigned_images:
             return False
         return True
 
@@ -1023,6 +1047,7 @@ class _UniffiFfiConverterTypeAbcDestination(_UniffiConverterRustBuffer):
             channel_id=_UniffiFfiConverterString.read(buf),
             map=_UniffiFfiConverterMapStringString.read(buf),
             issue_names=_UniffiFfiConverterSequenceString.read(buf),
+            presigned_images=_UniffiFfiConverterBoolean.read(buf),
         )
 
     @staticmethod
@@ -1032,6 +1057,7 @@ class _UniffiFfiConverterTypeAbcDestination(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.channel_id)
         _UniffiFfiConverterMapStringString.check_lower(value.map)
         _UniffiFfiConverterSequenceString.check_lower(value.issue_names)
+        _UniffiFfiConverterBoolean.check_lower(value.presigned_images)
 
     @staticmethod
     def write(value, buf):
@@ -1040,6 +1066,7 @@ class _UniffiFfiConverterTypeAbcDestination(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.channel_id, buf)
         _UniffiFfiConverterMapStringString.write(value.map, buf)
         _UniffiFfiConverterSequenceString.write(value.issue_names, buf)
+        _UniffiFfiConverterBoolean.write(value.presigned_images, buf)
 
 class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
     @classmethod
@@ -1480,27 +1507,6 @@ class _UniffiFfiConverterTypeAttachmentStatus(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.sha256, buf)
         _UniffiFfiConverterTypeAttachmentState.write(value.state, buf)
         _UniffiFfiConverterOptionalString.write(value.reason, buf)
-
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
 
 class _UniffiFfiConverterOptionalTypeAppInfo(_UniffiConverterRustBuffer):
     @classmethod

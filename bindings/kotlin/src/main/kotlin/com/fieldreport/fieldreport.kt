@@ -2256,6 +2256,14 @@ data class AbcDestination (
      * Issue names attached to every feedback (each non-empty).
      */
     var `issueNames`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * Send images by presigned upload (`image-upload-url`, a PUT to the
+     * store, the object URLs in a JSON create) instead of the default
+     * multipart create. Needs the channel's S3 config, and a store that
+     * accepts the empty-body checksum ABC signs; see AbcConfig.
+     */
+    var `presignedImages`: kotlin.Boolean = false 
     
 ){
     
@@ -2277,6 +2285,7 @@ public object FfiConverterTypeAbcDestination: FfiConverterRustBuffer<AbcDestinat
             FfiConverterString.read(buf),
             FfiConverterMapStringString.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -2285,7 +2294,8 @@ public object FfiConverterTypeAbcDestination: FfiConverterRustBuffer<AbcDestinat
             FfiConverterString.allocationSize(value.`projectId`) +
             FfiConverterString.allocationSize(value.`channelId`) +
             FfiConverterMapStringString.allocationSize(value.`map`) +
-            FfiConverterSequenceString.allocationSize(value.`issueNames`)
+            FfiConverterSequenceString.allocationSize(value.`issueNames`) +
+            FfiConverterBoolean.allocationSize(value.`presignedImages`)
     )
 
     override fun write(value: AbcDestination, buf: ByteBuffer) {
@@ -2294,6 +2304,7 @@ public object FfiConverterTypeAbcDestination: FfiConverterRustBuffer<AbcDestinat
             FfiConverterString.write(value.`channelId`, buf)
             FfiConverterMapStringString.write(value.`map`, buf)
             FfiConverterSequenceString.write(value.`issueNames`, buf)
+            FfiConverterBoolean.write(value.`presignedImages`, buf)
     }
 }
 
