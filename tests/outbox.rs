@@ -209,6 +209,18 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
     unknown_item
         .context_fields
         .insert("mood".into(), "Mood".into());
+    let mut serial = Config::new(&outbox, base());
+    serial
+        .app
+        .device
+        .insert("serial".into(), "R58M12ABCDE".into());
+    let mut app_uuid = Config::new(&outbox, base());
+    app_uuid
+        .app
+        .device
+        .insert("uuid".into(), "a hardware id".into());
+    let mut blank_model = Config::new(&outbox, base());
+    blank_model.app.device.insert("model".into(), " ".into());
     let server = |s: ServerConfig| Config::new(&outbox, s);
     let cases: Vec<(&str, Config)> = vec![
         (
@@ -279,6 +291,9 @@ fn bad_config_is_refused_at_open_and_creates_nothing() {
         ("retry delays past the year 9999", endless_retry),
         ("max age that overflows the clock", ageless),
         ("unknown context item", unknown_item),
+        ("unknown device item", serial),
+        ("a device uuid set by the app", app_uuid),
+        ("a blank device item", blank_model),
     ];
     for (what, cfg) in cases {
         let err = Client::open(cfg).expect_err(what);
@@ -916,4 +931,52 @@ fn ids_are_not_reused_after_the_newest_reports_are_purged() {
         .query_row("SELECT count(*) FROM attachments", [], |r| r.get(0))
         .unwrap();
     assert_eq!(orphans, 0);
+}
+
+/// The device id is a random v4 UUID kept with the outbox: the same across
+/// opens of one outbox, another for another outbox on the same machine (so
+/// not derived from the hardware), recorded with every report and sent
+/// under the field a Centercode config maps it to.
+#[test]
+fn the_device_id_is_random_per_install_and_kept_with_the_outbox() {
+    let sb = sandbox();
+    let (one, two) = (tempdir(), tempdir());
+    let device_id = |dir: &Path| {
+        let mut cfg = config(dir, &sb);
+        cfg.context_fields
+            .insert("device.uuid".into(), "DeviceId".into());
+        let client = Client::open(cfg).unwrap();
+        let id = client.submit(Feedback::new("which device?")).unwrap();
+        let ctx = client.report(id).unwrap().context;
+        client.flush(Duration::from_secs(10)).unwrap();
+        ctx["device.uuid"].as_str().unwrap().to_string()
+    };
+    let first = device_id(one.path());
+    assert_eq!(device_id(one.path()), first, "a second open keeps the id");
+    let other = device_id(two.path());
+    assert_ne!(other, first, "another outbox has its own");
+
+    for id in [&first, &other] {
+        let parts: Vec<&str> = id.split('-').collect();
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
+        assert!(
+            id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert!(parts[2].starts_with('4'), "version 4: {id}");
+        assert!("89ab".contains(&parts[3][..1]), "variant 10: {id}");
+    }
+    // Nothing of the machine's own id is in it.
+    if let Ok(machine) = std::fs::read_to_string("/etc/machine-id") {
+        let machine = machine.trim();
+        assert!(!machine.is_empty() && !first.replace('-', "").contains(machine));
+    }
+
+    let sent: Vec<String> = sb
+        .feedback()
+        .iter()
+        .map(|f| f.body["DeviceId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, [first.clone(), first, other]);
 }

@@ -72,6 +72,8 @@ impl Client {
         let centercode = matches!(config.destination, crate::config::Destination::Centercode);
         outbox.bind(&config.destination_name(&base_url), centercode)?;
         outbox.sweep_orphans()?;
+        let mut base_context = context::base_context(&config.app);
+        base_context.insert(context::DEVICE_ID_ITEM.into(), outbox.device_id()?.into());
         let server = Server::new(
             base_url.clone(),
             config.server.project_key.clone(),
@@ -82,7 +84,7 @@ impl Client {
         )?;
         let inner = Arc::new(Inner {
             files_dir: outbox.files_dir().to_path_buf(),
-            base_context: context::base_context(&config.app),
+            base_context,
             base_url,
             outbox: Mutex::new(outbox),
             server: RwLock::new(server),

@@ -32,7 +32,38 @@ pub struct AppInfo {
     pub locale: Option<String>,
     /// The device model, when the app knows it (e.g. `Pixel 8`).
     pub device_model: Option<String>,
+    /// What the platform tells the app about the device, under the keys of
+    /// Apptentive's `device` block (see [`DEVICE_KEYS`]): on Android the
+    /// `Build.*` values, on iOS the `UIDevice` ones. Each is recorded with
+    /// every report as the context item `device.<key>`, and wins over what
+    /// the library reads from the OS itself. Checked at open: a key not in
+    /// the list, `uuid` (the library's own per-install id) or a value that
+    /// is blank, has control characters or is over 256 characters is
+    /// refused.
+    pub device: BTreeMap<String, String>,
 }
+
+/// The keys of Apptentive's `device` block that [`AppInfo::device`] may
+/// set. `uuid` is not among them: the device id is the library's own
+/// random per-install UUID, never a hardware id.
+pub const DEVICE_KEYS: &[&str] = &[
+    "os_name",
+    "os_version",
+    "os_build",
+    "manufacturer",
+    "model",
+    "board",
+    "product",
+    "brand",
+    "cpu",
+    "carrier",
+    "current_carrier",
+    "network_type",
+    "build_type",
+    "build_id",
+    "bootloader_version",
+    "radio_version",
+];
 
 /// Everything needed to open a [`Client`](crate::Client).
 // Fields may be added in a minor release: build it with its
@@ -50,7 +81,9 @@ pub struct Config {
     pub policy: Policy,
     /// Which context items are sent, under which Centercode field names:
     /// keys are `library_version`, `os`, `arch`, `app_name`, `app_version`,
-    /// `app_build`, `locale`, `device_model`, `seq`, `report_kind`. Empty by
+    /// `app_build`, `locale`, `device_model`, `seq`, `report_kind`, and
+    /// `device.<key>` for the device items (`device.uuid`, the per-install
+    /// id, and each of [`DEVICE_KEYS`], e.g. `device.os_version`). Empty by
     /// default: a field the feedback source does not define may be refused.
     pub context_fields: BTreeMap<String, String>,
     /// The file element that crash logs are bound to.
@@ -72,7 +105,8 @@ pub(crate) const NO_HTTP_STACK: &str =
     "this build of fieldreport has no HTTP stack of its own (its `builtin-http` feature is \
      off): give it the app's transport";
 
-/// The context items that `context_fields` may name.
+/// The context items that `context_fields` may name, beside the device
+/// items `device.<key>` (see `context_fields`).
 pub const CONTEXT_ITEMS: &[&str] = &[
     "library_version",
     "os",
@@ -164,6 +198,7 @@ impl Config {
             return Err(Internal::Config("outbox_dir is empty".into()));
         }
         let base = self.server.resolved_base_url()?;
+        crate::model::context::check_device_items(&self.app.device).map_err(Internal::Config)?;
         if !matches!(self.destination, Destination::Centercode) {
             return self.validate_other(base);
         }
@@ -192,9 +227,13 @@ impl Config {
             check_path_segment("lookup_key", lookup)?;
         }
         for (item, field) in &self.context_fields {
-            if !CONTEXT_ITEMS.contains(&item.as_str()) {
+            let device_item = item
+                .strip_prefix("device.")
+                .is_some_and(|k| k == "uuid" || DEVICE_KEYS.contains(&k));
+            if !CONTEXT_ITEMS.contains(&item.as_str()) && !device_item {
                 return Err(Internal::Config(format!(
-                    "context_fields: unknown item {item:?} (known: {})",
+                    "context_fields: unknown item {item:?} (known: {}, and device.<key> for \
+                     device.uuid and each key of DEVICE_KEYS)",
                     CONTEXT_ITEMS.join(", ")
                 )));
             }

@@ -83,6 +83,7 @@ impl Config {
                 build: app.build,
                 locale: app.locale,
                 device_model: app.device_model,
+                device: app.device.into_iter().collect(),
             };
         }
         if let Some(p) = self.policy {
@@ -122,6 +123,7 @@ pub struct AppInfo {
     pub build: Option<String>,
     pub locale: Option<String>,
     pub device_model: Option<String>,
+    pub device: HashMap<String, String>,
 }
 
 /// See [`core_config::Durability`].

@@ -135,4 +135,15 @@ impl Outbox {
             .execute([])?;
         saved
     }
+
+    /// This install's device id: a random v4 UUID made the first time it is
+    /// asked for and kept in `meta` with the outbox (never derived from the
+    /// hardware). `INSERT OR IGNORE` lets two processes opening a new
+    /// outbox at once agree on one.
+    pub(crate) fn device_id(&self) -> Result<String> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?1)")?
+            .execute(params![super::random_id()])?;
+        Ok(self.meta("device_id")?.unwrap_or_default())
+    }
 }

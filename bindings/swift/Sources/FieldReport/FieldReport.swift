@@ -1332,6 +1332,18 @@ public struct AppInfo: Equatable, Hashable {
      * The device model, when the app knows it (e.g. `Pixel 8`).
      */
     public var deviceModel: String?
+    /**
+     * What the platform tells about the device, under the keys of
+     * Apptentive's `device` block: `os_name`, `os_version`, `os_build`,
+     * `manufacturer`, `model`, `board`, `product`, `brand`, `cpu`,
+     * `carrier`, `current_carrier`, `network_type`, `build_type`,
+     * `build_id`, `bootloader_version`, `radio_version` (Kotlin:
+     * `DeviceContext.items()`, Swift: `DeviceContext.items()`). Recorded
+     * with every report as `device.<key>`; wins over what the library reads
+     * from the OS. `uuid` is the library's own per-install id and cannot be
+     * set; an unknown key or a blank value is `InvalidConfig`.
+     */
+    public var device: [String: String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1350,12 +1362,24 @@ public struct AppInfo: Equatable, Hashable {
          */locale: String? = nil, 
         /**
          * The device model, when the app knows it (e.g. `Pixel 8`).
-         */deviceModel: String? = nil) {
+         */deviceModel: String? = nil, 
+        /**
+         * What the platform tells about the device, under the keys of
+         * Apptentive's `device` block: `os_name`, `os_version`, `os_build`,
+         * `manufacturer`, `model`, `board`, `product`, `brand`, `cpu`,
+         * `carrier`, `current_carrier`, `network_type`, `build_type`,
+         * `build_id`, `bootloader_version`, `radio_version` (Kotlin:
+         * `DeviceContext.items()`, Swift: `DeviceContext.items()`). Recorded
+         * with every report as `device.<key>`; wins over what the library reads
+         * from the OS. `uuid` is the library's own per-install id and cannot be
+         * set; an unknown key or a blank value is `InvalidConfig`.
+         */device: [String: String] = [:]) {
         self.name = name
         self.version = version
         self.build = build
         self.locale = locale
         self.deviceModel = deviceModel
+        self.device = device
     }
 
     
@@ -1378,7 +1402,8 @@ public struct FfiConverterTypeAppInfo: FfiConverterRustBuffer {
                 version: FfiConverterOptionString.read(from: &buf), 
                 build: FfiConverterOptionString.read(from: &buf), 
                 locale: FfiConverterOptionString.read(from: &buf), 
-                deviceModel: FfiConverterOptionString.read(from: &buf)
+                deviceModel: FfiConverterOptionString.read(from: &buf), 
+                device: FfiConverterDictionaryStringString.read(from: &buf)
         )
     }
 
@@ -1388,6 +1413,7 @@ public struct FfiConverterTypeAppInfo: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.build, into: &buf)
         FfiConverterOptionString.write(value.locale, into: &buf)
         FfiConverterOptionString.write(value.deviceModel, into: &buf)
+        FfiConverterDictionaryStringString.write(value.device, into: &buf)
     }
 }
 
@@ -1756,7 +1782,9 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
     /**
      * Which context items are sent, under which Centercode field names. Keys:
      * `library_version`, `os`, `arch`, `app_name`, `app_version`,
-     * `app_build`, `locale`, `device_model`, `seq`, `report_kind`.
+     * `app_build`, `locale`, `device_model`, `seq`, `report_kind`, and
+     * `device.<key>` (`device.uuid`, the per-install id, and each key of
+     * `AppInfo.device`).
      */
     public var contextFields: [String: String]
     /**
@@ -1829,7 +1857,9 @@ public struct Config: Equatable, Hashable, CustomDebugStringConvertible, CustomS
         /**
          * Which context items are sent, under which Centercode field names. Keys:
          * `library_version`, `os`, `arch`, `app_name`, `app_version`,
-         * `app_build`, `locale`, `device_model`, `seq`, `report_kind`.
+         * `app_build`, `locale`, `device_model`, `seq`, `report_kind`, and
+         * `device.<key>` (`device.uuid`, the per-install id, and each key of
+         * `AppInfo.device`).
          */contextFields: [String: String] = [:], 
         /**
          * The file element that crash logs are bound to; default `CrashLog`.

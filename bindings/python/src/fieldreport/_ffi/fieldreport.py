@@ -1098,7 +1098,7 @@ class AppInfo:
     """
     The app that embeds the library, recorded with every report.
 """
-    def __init__(self, *, name:typing.Optional[str] = _DEFAULT, version:typing.Optional[str] = _DEFAULT, build:typing.Optional[str] = _DEFAULT, locale:typing.Optional[str] = _DEFAULT, device_model:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, name:typing.Optional[str] = _DEFAULT, version:typing.Optional[str] = _DEFAULT, build:typing.Optional[str] = _DEFAULT, locale:typing.Optional[str] = _DEFAULT, device_model:typing.Optional[str] = _DEFAULT, device:dict[str, str] = _DEFAULT):
         if name is _DEFAULT:
             self.name = None
         else:
@@ -1119,12 +1119,16 @@ class AppInfo:
             self.device_model = None
         else:
             self.device_model = device_model
+        if device is _DEFAULT:
+            self.device = {}
+        else:
+            self.device = device
         
         
 
     
     def __str__(self):
-        return "AppInfo(name={}, version={}, build={}, locale={}, device_model={})".format(self.name, self.version, self.build, self.locale, self.device_model)
+        return "AppInfo(name={}, version={}, build={}, locale={}, device_model={}, device={})".format(self.name, self.version, self.build, self.locale, self.device_model, self.device)
     def __eq__(self, other):
         if self.name != other.name:
             return False
@@ -1135,6 +1139,8 @@ class AppInfo:
         if self.locale != other.locale:
             return False
         if self.device_model != other.device_model:
+            return False
+        if self.device != other.device:
             return False
         return True
 
@@ -1147,6 +1153,7 @@ class _UniffiFfiConverterTypeAppInfo(_UniffiConverterRustBuffer):
             build=_UniffiFfiConverterOptionalString.read(buf),
             locale=_UniffiFfiConverterOptionalString.read(buf),
             device_model=_UniffiFfiConverterOptionalString.read(buf),
+            device=_UniffiFfiConverterMapStringString.read(buf),
         )
 
     @staticmethod
@@ -1156,6 +1163,7 @@ class _UniffiFfiConverterTypeAppInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.build)
         _UniffiFfiConverterOptionalString.check_lower(value.locale)
         _UniffiFfiConverterOptionalString.check_lower(value.device_model)
+        _UniffiFfiConverterMapStringString.check_lower(value.device)
 
     @staticmethod
     def write(value, buf):
@@ -1164,6 +1172,7 @@ class _UniffiFfiConverterTypeAppInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.build, buf)
         _UniffiFfiConverterOptionalString.write(value.locale, buf)
         _UniffiFfiConverterOptionalString.write(value.device_model, buf)
+        _UniffiFfiConverterMapStringString.write(value.device, buf)
 
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"

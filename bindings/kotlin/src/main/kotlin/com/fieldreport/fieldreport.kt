@@ -2338,6 +2338,19 @@ data class AppInfo (
      * The device model, when the app knows it (e.g. `Pixel 8`).
      */
     var `deviceModel`: kotlin.String? = null 
+    , 
+    /**
+     * What the platform tells about the device, under the keys of
+     * Apptentive's `device` block: `os_name`, `os_version`, `os_build`,
+     * `manufacturer`, `model`, `board`, `product`, `brand`, `cpu`,
+     * `carrier`, `current_carrier`, `network_type`, `build_type`,
+     * `build_id`, `bootloader_version`, `radio_version` (Kotlin:
+     * `DeviceContext.items()`, Swift: `DeviceContext.items()`). Recorded
+     * with every report as `device.<key>`; wins over what the library reads
+     * from the OS. `uuid` is the library's own per-install id and cannot be
+     * set; an unknown key or a blank value is `InvalidConfig`.
+     */
+    var `device`: Map<kotlin.String, kotlin.String> = mapOf() 
     
 ){
     
@@ -2359,6 +2372,7 @@ public object FfiConverterTypeAppInfo: FfiConverterRustBuffer<AppInfo> {
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterMapStringString.read(buf),
         )
     }
 
@@ -2367,7 +2381,8 @@ public object FfiConverterTypeAppInfo: FfiConverterRustBuffer<AppInfo> {
             FfiConverterOptionalString.allocationSize(value.`version`) +
             FfiConverterOptionalString.allocationSize(value.`build`) +
             FfiConverterOptionalString.allocationSize(value.`locale`) +
-            FfiConverterOptionalString.allocationSize(value.`deviceModel`)
+            FfiConverterOptionalString.allocationSize(value.`deviceModel`) +
+            FfiConverterMapStringString.allocationSize(value.`device`)
     )
 
     override fun write(value: AppInfo, buf: ByteBuffer) {
@@ -2376,6 +2391,7 @@ public object FfiConverterTypeAppInfo: FfiConverterRustBuffer<AppInfo> {
             FfiConverterOptionalString.write(value.`build`, buf)
             FfiConverterOptionalString.write(value.`locale`, buf)
             FfiConverterOptionalString.write(value.`deviceModel`, buf)
+            FfiConverterMapStringString.write(value.`device`, buf)
     }
 }
 
@@ -2666,7 +2682,9 @@ data class Config (
     /**
      * Which context items are sent, under which Centercode field names. Keys:
      * `library_version`, `os`, `arch`, `app_name`, `app_version`,
-     * `app_build`, `locale`, `device_model`, `seq`, `report_kind`.
+     * `app_build`, `locale`, `device_model`, `seq`, `report_kind`, and
+     * `device.<key>` (`device.uuid`, the per-install id, and each key of
+     * `AppInfo.device`).
      */
     var `contextFields`: Map<kotlin.String, kotlin.String> = mapOf() 
     , 
