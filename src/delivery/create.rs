@@ -194,16 +194,7 @@ impl Engine<'_> {
         receipt: &mut Receipt,
         chain: &mut Chain,
     ) -> Result<()> {
-        let keys: Vec<&str> = row
-            .attachments
-            .iter()
-            .map(|a| a.element_key.as_str())
-            .collect();
-        let routes = crate::destinations::centercode::route_on_origin(
-            &keys,
-            &created.file_elements,
-            self.server().origin(),
-        );
+        let routes = self.routes(row, &created.file_elements);
         let pairs: Vec<(i64, std::result::Result<String, String>)> = row
             .attachments
             .iter()

@@ -308,16 +308,7 @@ impl Engine<'_> {
             }
         }
         // Upload what is pending, in order.
-        let keys: Vec<&str> = row
-            .attachments
-            .iter()
-            .map(|a| a.element_key.as_str())
-            .collect();
-        let routes = crate::destinations::centercode::route_on_origin(
-            &keys,
-            &row.file_elements,
-            self.server().origin(),
-        );
+        let routes = self.routes(&row, &row.file_elements);
         let mut stop = None;
         for (att, route) in row.attachments.iter().zip(routes) {
             if att.state != AttachmentState::Pending {
@@ -421,6 +412,21 @@ impl Engine<'_> {
             reason: reason.to_string(),
         });
         Ok(())
+    }
+
+    /// Where each of `row`'s attachments goes among the server's file
+    /// `elements`: a URL on the configured origin, or why not.
+    pub(super) fn routes(
+        &self,
+        row: &crate::outbox::DeliveryRow,
+        elements: &[crate::delivery::FileElement],
+    ) -> Vec<std::result::Result<String, String>> {
+        let keys: Vec<&str> = row
+            .attachments
+            .iter()
+            .map(|a| a.element_key.as_str())
+            .collect();
+        crate::destinations::centercode::route_on_origin(&keys, elements, self.server().origin())
     }
 
     /// A failed attempt that may be retried: schedule it and stop the batch.
