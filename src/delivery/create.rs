@@ -10,7 +10,19 @@ use crate::outbox::{self, now_ms, Stored};
 use crate::report::{AttachmentState, DeliveryError, Event, Receipt, ReportState};
 use std::time::{Instant, SystemTime};
 
-impl Engine<'_> {
+/// Centercode's create step, over the engine (it derefs to it): a type of
+/// its own so that the engine's loop and each destination's steps are each
+/// one a reader can hold in mind.
+pub(super) struct CreateStep<'e, 'a>(pub(super) &'e Engine<'a>);
+
+impl<'a> std::ops::Deref for CreateStep<'_, 'a> {
+    type Target = Engine<'a>;
+    fn deref(&self) -> &Engine<'a> {
+        self.0
+    }
+}
+
+impl CreateStep<'_, '_> {
     /// Creates the feedback on the server. Returns `Some(reason)` when the
     /// batch must stop; otherwise `receipt.state` says where the report is.
     pub(super) fn create(

@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::create::CreateStep;
+use super::one_request::OneRequest;
 use crate::config::Destination;
 use crate::delivery::sender::Deliver;
 use crate::delivery::{self, RateWindow, Verdict};
@@ -281,9 +283,9 @@ impl Engine<'_> {
         };
         if row.state == ReportState::Queued {
             let stopped = if matches!(self.config.destination, Destination::Centercode) {
-                self.create(&mut row, &mut receipt, window, chain)?
+                CreateStep(self).create(&mut row, &mut receipt, window, chain)?
             } else {
-                self.deliver_one_request(&row, &mut receipt, window, chain)?
+                OneRequest(self).deliver_one_request(&row, &mut receipt, window, chain)?
             };
             if chain.gone {
                 return Ok(None);

@@ -1,7 +1,8 @@
 //! Delivery: the one engine that does the I/O ([`engine`]: the flush loop,
-//! pacing and outcomes; [`create`]: Centercode's create before the engine
-//! uploads; [`one_request`]: destinations that take a report in one
-//! request, with [`presigned`] uploads for ABC's images; and the
+//! pacing, uploads and outcomes; its steps per kind of destination, each a
+//! type over the engine: [`create`] for Centercode's create before the
+//! engine uploads, [`one_request`] for destinations that take a report in
+//! one request, with [`presigned`] uploads for ABC's images; and the
 //! background [`sender`]), and the decisions it asks, free of I/O:
 //! what an answer means ([`verdict`]), when to try again and how fast to
 //! send ([`pace`]), the dates servers send ([`dates`]).

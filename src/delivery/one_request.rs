@@ -22,7 +22,18 @@ use crate::error::Result;
 use crate::outbox::{self, now_ms, DeliveryRow, Stored};
 use crate::report::{DeliveryError, Event, Receipt, ReportState};
 
-impl Engine<'_> {
+/// Delivery in one request (ABC, Apptentive), over the engine (it derefs
+/// to it); `presigned.rs` adds ABC's image uploads before the request.
+pub(super) struct OneRequest<'e, 'a>(pub(super) &'e Engine<'a>);
+
+impl<'a> std::ops::Deref for OneRequest<'_, 'a> {
+    type Target = Engine<'a>;
+    fn deref(&self) -> &Engine<'a> {
+        self.0
+    }
+}
+
+impl OneRequest<'_, '_> {
     /// The configured destination, with the key the app set last.
     fn destination_now(&self) -> Destination {
         let key = self.server().api_key().expose().to_string();

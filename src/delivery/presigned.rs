@@ -12,7 +12,7 @@
 
 use std::time::SystemTime;
 
-use super::engine::Engine;
+use super::one_request::OneRequest;
 use super::{Exchange, RateWindow};
 use crate::destinations::abc::config::AbcConfig;
 use crate::destinations::abc::translate as abc;
@@ -39,7 +39,7 @@ pub(super) enum Uploads {
     },
 }
 
-impl Engine<'_> {
+impl OneRequest<'_, '_> {
     /// Uploads `images` (index into the report's attachments, and the
     /// file) by presigned URL. A refusal of one image (a 4xx from the
     /// store, or from ABC's upload-URL route other than a refused key)
