@@ -346,9 +346,14 @@ impl Engine<'_> {
                 break;
             }
             self.pace(window)?;
-            let exchange =
-                self.server()
-                    .upload(&url, &att.path, att.size, &att.file_name, &att.content_type);
+            let meter = self.progress_meter(id, &att.file_name, att.size);
+            let exchange = self.server().upload(
+                &url,
+                (&att.path, att.size),
+                &att.file_name,
+                &att.content_type,
+                meter,
+            );
             match delivery::judge(&exchange, SystemTime::now()) {
                 Verdict::Success => self.ddb(|o| o.mark_uploaded(att.id))?,
                 Verdict::Permanent(e) => {
