@@ -786,3 +786,63 @@ fn the_sandbox_stands_in_for_abc_and_apptentive() {
         assert_eq!(without_key.0, refused, "{kind}: {}", without_key.1);
     }
 }
+
+/// Runs the CLI with a terminal as its stdout and stderr (through
+/// util-linux's `script`); `None` where `script` is not installed.
+fn cli_on_a_terminal(dir: &Path, sb: &Sandbox, args: &str) -> Option<String> {
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_fieldreport")),
+            "/dev/null",
+        ])
+        .env("FIELDREPORT_OUTBOX", dir)
+        .env("FIELDREPORT_BASE_URL", sb.base_url())
+        .env("FIELDREPORT_PROJECT", "WidgetPro")
+        .env("FIELDREPORT_FEEDBACK_TYPE", "Mobile")
+        .env("FIELDREPORT_API_KEY", sb.api_key())
+        .output()
+        .ok()?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    Some(stdout(&o))
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only_and_never_with_quiet_or_json() {
+    let sb = sandbox();
+    let dir = tempdir();
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![7u8; 3 * 1024 * 1024]).unwrap();
+    let attach = format!("Screenshot={}", big.display());
+    let submit = |extra: &[&str]| {
+        let mut args = vec!["submit", "--summary", "big", "--attach", &attach];
+        args.extend_from_slice(extra);
+        let o = cli(dir.path(), &sb, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    // stderr a pipe: nothing but what a script reads.
+    let o = submit(&[]);
+    assert_eq!(stderr(&o), "");
+    let o = cli(dir.path(), &sb, &["flush"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "no progress on a pipe");
+    assert_eq!(sb.uploads().len(), 1);
+
+    // A terminal: the upload's bar, named, up to its size.
+    submit(&[]);
+    let Some(shown) = cli_on_a_terminal(dir.path(), &sb, "flush") else {
+        eprintln!("`script` is not installed: the terminal half is not run");
+        return;
+    };
+    assert!(shown.contains("report 2: big.bin"), "{shown}");
+    assert!(shown.contains("3.00 MiB/3.00 MiB"), "{shown}");
+    // --quiet and --json: none, even on a terminal.
+    submit(&[]);
+    let shown = cli_on_a_terminal(dir.path(), &sb, "--quiet flush").unwrap();
+    assert!(!shown.contains("big.bin"), "{shown}");
+    submit(&[]);
+    let shown = cli_on_a_terminal(dir.path(), &sb, "flush --json").unwrap();
+    assert!(!shown.contains("big.bin"), "{shown}");
+    assert_eq!(sb.uploads().len(), 4);
+}

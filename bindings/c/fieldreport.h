@@ -186,6 +186,12 @@ enum fieldreport_event_kind
    * with `fieldreport_client_set_api_key` to resume.
    */
   FIELDREPORT_EVENT_KIND_PAUSED = 6,
+  /**
+   * An upload of 1 MiB or more is under way: `sent_bytes` of
+   * `total_bytes` of `file_name` handed to the connection. At most four a
+   * second, plus one at 0 and exactly one at the total when it is all sent.
+   */
+  FIELDREPORT_EVENT_KIND_PROGRESS = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -492,7 +498,7 @@ typedef struct {
    */
   const char *message;
   /**
-   * `ATTACHMENT_REJECTED`: the attachment's file name.
+   * `ATTACHMENT_REJECTED`, `PROGRESS`: the attachment's file name.
    */
   const char *file_name;
   /**
@@ -504,6 +510,14 @@ typedef struct {
    * server's `invalid_parameters`).
    */
   const char *json;
+  /**
+   * `PROGRESS`: bytes handed over so far.
+   */
+  uint64_t sent_bytes;
+  /**
+   * `PROGRESS`: bytes to send in all.
+   */
+  uint64_t total_bytes;
 } fieldreport_event;
 
 /**

@@ -18,6 +18,7 @@ use crate::context;
 use crate::delivery::engine::Engine;
 use crate::delivery::sender::{Deliver, Sender};
 use crate::error::{Error, Internal, Result};
+use crate::http::progress::Meter;
 use crate::outbox::{self, NewAttachment, NewReport, Outbox, Staged};
 use crate::report::{
     Attachment, AttachmentSource, CrashLog, CrashReport, Event, Feedback, FlushResult, Listener,
@@ -421,6 +422,38 @@ impl Inner {
         if let Some(l) = listener {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l.on_event(event)));
         }
+    }
+
+    /// A progress meter for an upload of `total` bytes of report `id`,
+    /// reporting to the listener as `Event::Progress`; `None` when no
+    /// listener is set or the upload is too small to report on.
+    pub(crate) fn progress_meter(
+        &self,
+        id: ReportId,
+        file_name: &str,
+        total: u64,
+    ) -> Option<Meter> {
+        let listener = self
+            .listener
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let file_name = file_name.to_string();
+        Meter::new(
+            total,
+            Box::new(move |sent_bytes, total_bytes| {
+                let event = Event::Progress {
+                    id,
+                    file_name: file_name.clone(),
+                    sent_bytes,
+                    total_bytes,
+                };
+                // As `emit`: a panicking listener holds nothing up.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    listener.on_event(event)
+                }));
+            }),
+        )
     }
 
     pub(crate) fn consent(&self) -> Result<bool> {

@@ -340,12 +340,13 @@ impl Engine<'_> {
                 break;
             }
             self.pace(window)?;
+            let meter = self.progress_meter(id, &att.file_name, att.size);
             let exchange = CentercodeApi(&self.server()).upload(
                 &url,
-                &att.path,
-                att.size,
+                (&att.path, att.size),
                 &att.file_name,
                 &att.content_type,
+                meter,
             );
             match delivery::judge(&exchange, SystemTime::now()) {
                 Verdict::Success => self.ddb(|o| o.steps().mark_uploaded(att.id))?,

@@ -16,11 +16,13 @@ use super::{Created, Exchange, RateWindow};
 use crate::config::Destination;
 use crate::context;
 use crate::destinations::abc::translate as abc;
+use crate::destinations::body::{Outbound, Segment};
 use crate::destinations::plug::{self, Neutral};
-use crate::destinations::{Outgoing, Verdict as Said};
+use crate::destinations::{Outgoing, OutgoingAttachment, Verdict as Said};
 use crate::error::Result;
+use crate::http::progress::Meter;
 use crate::outbox::{self, now_ms, DeliveryRow, Stored};
-use crate::report::{DeliveryError, Event, Receipt, ReportState};
+use crate::report::{DeliveryError, Event, Receipt, ReportId, ReportState};
 
 /// Delivery in one request (ABC, Apptentive), over the engine (it derefs
 /// to it); `presigned.rs` adds ABC's image uploads before the request.
@@ -100,7 +102,7 @@ impl OneRequest<'_, '_> {
                 if images.is_empty() {
                     (Vec::new(), Vec::new())
                 } else {
-                    match self.upload_presigned(cfg, &images, window)? {
+                    match self.upload_presigned(id, cfg, &images, window)? {
                         Uploads::Done { urls, refused } => (urls, refused),
                         Uploads::Stopped {
                             said,
@@ -142,7 +144,8 @@ impl OneRequest<'_, '_> {
         chain.marked = true;
         self.pace(window)?;
         chain.sent = true;
-        let exchange = self.server().send_outbound(&request);
+        let meter = self.request_meter(id, &request, &files);
+        let exchange = self.server().send_outbound(&request, meter);
         let (said, status, retry_after) = match &exchange {
             Exchange::Answer(a) => (
                 plug::read_answer(&dest, a.status, &[], a.body.as_bytes()),
@@ -162,6 +165,33 @@ impl OneRequest<'_, '_> {
             }
             other => self.judge_said(row, other, status, retry_after, receipt),
         }
+    }
+
+    /// A progress meter for a request that carries files (the whole
+    /// request's bytes, named after the files in it); `None` for one
+    /// without a file.
+    fn request_meter(
+        &self,
+        id: ReportId,
+        request: &Outbound,
+        files: &[OutgoingAttachment],
+    ) -> Option<Meter> {
+        let names: Vec<&str> = request
+            .body
+            .segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::File { path, .. } | Segment::Base64File { path, .. } => files
+                    .iter()
+                    .find(|f| &f.path == path)
+                    .map(|f| f.file_name.as_str()),
+                Segment::Bytes(_) => None,
+            })
+            .collect();
+        if names.is_empty() {
+            return None;
+        }
+        self.progress_meter(id, &names.join(", "), request.body.len())
     }
 
     /// Before sending again a request whose answer was lost: look the
@@ -187,7 +217,7 @@ impl OneRequest<'_, '_> {
             return Ok(None);
         };
         self.pace(window)?;
-        let exchange = self.server().send_outbound(&request);
+        let exchange = self.server().send_outbound(&request, None);
         let found = match &exchange {
             Exchange::Answer(a) => {
                 abc::read_search_answer(cfg, &row.client_id, a.status, a.body.as_bytes())

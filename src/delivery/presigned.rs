@@ -19,6 +19,7 @@ use crate::destinations::abc::translate as abc;
 use crate::destinations::{OutgoingAttachment, Verdict as Said};
 use crate::error::Result;
 use crate::http::server::without_query;
+use crate::report::ReportId;
 
 /// What became of a report's images before its create.
 pub(super) enum Uploads {
@@ -48,6 +49,7 @@ impl OneRequest<'_, '_> {
     /// feedback, which is still delivered. Anything else stops the attempt.
     pub(super) fn upload_presigned(
         &self,
+        id: ReportId,
         cfg: &AbcConfig,
         images: &[(usize, &OutgoingAttachment)],
         window: &mut RateWindow,
@@ -58,7 +60,7 @@ impl OneRequest<'_, '_> {
             self.pace(window)?;
             let exchange = self
                 .server()
-                .send_outbound(&abc::upload_url_request(cfg, image));
+                .send_outbound(&abc::upload_url_request(cfg, image), None);
             let presigned = match &exchange {
                 Exchange::Answer(a) => {
                     match abc::read_upload_url_answer(a.status, &[], a.body.as_bytes()) {
@@ -83,7 +85,8 @@ impl OneRequest<'_, '_> {
             };
             self.pace(window)?;
             let put = abc::put_image_request(&presigned, image, cfg.timeout);
-            let exchange = self.server().send_presigned(&put);
+            let meter = self.progress_meter(id, &image.file_name, image.size);
+            let exchange = self.server().send_presigned(&put, meter);
             match &exchange {
                 Exchange::Answer(a) => match abc::read_put_answer(a.status, a.body.as_bytes()) {
                     Ok(()) => urls.push(abc::object_url(&presigned)),

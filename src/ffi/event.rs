@@ -304,6 +304,10 @@ pub enum fieldreport_event_kind {
     /// Delivery is paused: the server refused the API key. Set a new key
     /// with `fieldreport_client_set_api_key` to resume.
     Paused = 6,
+    /// An upload of 1 MiB or more is under way: `sent_bytes` of
+    /// `total_bytes` of `file_name` handed to the connection. At most four a
+    /// second, plus one at 0 and exactly one at the total when it is all sent.
+    Progress = 7,
 }
 
 /// One delivery event, passed to the event callback. It and every pointer
@@ -323,13 +327,17 @@ pub struct fieldreport_event {
     /// `ATTACHMENT_REJECTED`, `FAILED`, `DEAD`, `EVICTED`, `PAUSED`: the
     /// reason or error message.
     pub message: *const c_char,
-    /// `ATTACHMENT_REJECTED`: the attachment's file name.
+    /// `ATTACHMENT_REJECTED`, `PROGRESS`: the attachment's file name.
     pub file_name: *const c_char,
     /// `FAILED`: when the next attempt is due, Unix milliseconds.
     pub retry_at_ms: i64,
     /// Every event: the whole event as a JSON document (it also holds the
     /// server's `invalid_parameters`).
     pub json: *const c_char,
+    /// `PROGRESS`: bytes handed over so far.
+    pub sent_bytes: u64,
+    /// `PROGRESS`: bytes to send in all.
+    pub total_bytes: u64,
 }
 
 /// The event callback. `user_data` is the pointer given to
@@ -502,6 +510,8 @@ impl OwnedEvent {
             file_name: null,
             retry_at_ms: 0,
             json,
+            sent_bytes: 0,
+            total_bytes: 0,
         };
         let mut receipt = None;
         match e {
@@ -547,6 +557,18 @@ impl OwnedEvent {
                 c.kind = fieldreport_event_kind::Paused;
                 c.http_status = error.status.map_or(0, i32::from);
                 c.message = keep(&error.message);
+            }
+            Event::Progress {
+                id,
+                file_name,
+                sent_bytes,
+                total_bytes,
+            } => {
+                c.kind = fieldreport_event_kind::Progress;
+                c.report_id = *id;
+                c.file_name = keep(file_name);
+                c.sent_bytes = *sent_bytes;
+                c.total_bytes = *total_bytes;
             }
         }
         OwnedEvent {

@@ -143,6 +143,18 @@ pub(crate) fn event(e: &Event) -> Value {
             "kind": "paused",
             "error": delivery_error(error),
         }),
+        Event::Progress {
+            id,
+            file_name,
+            sent_bytes,
+            total_bytes,
+        } => json!({
+            "kind": "progress",
+            "id": id,
+            "file_name": file_name,
+            "sent_bytes": sent_bytes,
+            "total_bytes": total_bytes,
+        }),
     }
 }
 

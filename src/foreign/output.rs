@@ -306,6 +306,12 @@ pub enum Event {
     Paused {
         error: DeliveryError,
     },
+    Progress {
+        id: i64,
+        file_name: String,
+        sent_bytes: u64,
+        total_bytes: u64,
+    },
 }
 
 impl From<core_report::Event> for Event {
@@ -340,6 +346,17 @@ impl From<core_report::Event> for Event {
             E::Evicted { id, reason } => Event::Evicted { id, reason },
             E::Paused { error } => Event::Paused {
                 error: error.into(),
+            },
+            E::Progress {
+                id,
+                file_name,
+                sent_bytes,
+                total_bytes,
+            } => Event::Progress {
+                id,
+                file_name,
+                sent_bytes,
+                total_bytes,
             },
         }
     }

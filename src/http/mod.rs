@@ -3,6 +3,7 @@
 //! request through either.
 
 pub(crate) mod origin;
+pub(crate) mod progress;
 #[cfg(feature = "builtin-http")]
 pub(crate) mod resolver;
 pub(crate) mod server;

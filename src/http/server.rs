@@ -21,6 +21,9 @@ use crate::delivery::{Answer, Exchange};
 use crate::destinations::body::Outbound;
 use crate::error::Internal;
 use crate::http::origin::Origin;
+use crate::http::progress::Meter;
+#[cfg(feature = "builtin-http")]
+use crate::http::progress::Metered;
 #[cfg(feature = "builtin-http")]
 use crate::resolver::CachingResolver;
 use crate::transport::{HttpBody, HttpRequest, HttpResponse, Transport, TransportError};
@@ -193,22 +196,36 @@ impl Server {
     /// bound each wait for the answer): `upload.send_budget` bounds sending
     /// the body.
     #[cfg_attr(not(feature = "builtin-http"), allow(unused_variables))]
-    pub(crate) fn send(&self, request: HttpRequest, upload: Option<Upload>) -> Exchange {
+    pub(crate) fn send(
+        &self,
+        request: HttpRequest,
+        upload: Option<Upload>,
+        meter: Option<Meter>,
+    ) -> Exchange {
         match &self.backend {
             #[cfg(feature = "builtin-http")]
             Backend::Builtin { agent, resolver } => {
-                self.send_builtin(agent, resolver, request, upload)
+                self.send_builtin(agent, resolver, request, upload, meter)
             }
-            Backend::App(t) => self.send_app(t, request),
+            Backend::App(t) => self.send_app(t, request, meter),
         }
     }
 
     /// One request through the app's transport. A panic in a Rust
     /// transport is taken as a failure after sending: the request may have
-    /// left.
-    fn send_app(&self, transport: &Arc<dyn Transport>, request: HttpRequest) -> Exchange {
+    /// left. The transport streams the body itself, unseen: `meter` hears
+    /// only of its end, when an answer came back.
+    fn send_app(
+        &self,
+        transport: &Arc<dyn Transport>,
+        request: HttpRequest,
+        meter: Option<Meter>,
+    ) -> Exchange {
         let sent =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transport.send(request)));
+        if let (Some(mut meter), Ok(Ok(_))) = (meter, &sent) {
+            meter.finish();
+        }
         let outcome = sent.unwrap_or_else(|_| {
             Err(TransportError::Failed(
                 "the app's transport panicked".into(),
@@ -219,21 +236,22 @@ impl Server {
 
     /// Sends a destination's request as its translator built it (the
     /// secret in a header). Only to the configured origin: a request for
-    /// anywhere else gets no answer and leaves nothing.
-    pub(crate) fn send_outbound(&self, out: &Outbound) -> Exchange {
+    /// anywhere else gets no answer and leaves nothing. `meter` hears of
+    /// the body's bytes as they go.
+    pub(crate) fn send_outbound(&self, out: &Outbound, meter: Option<Meter>) -> Exchange {
         if Origin::of(&out.url).as_ref() != Some(&self.origin) {
             return Exchange::NotSent(
                 "refused: the request is not for the configured server's origin".into(),
             );
         }
-        self.dispatch(out)
+        self.dispatch(out, meter)
     }
 
     /// Sends an upload to a presigned URL (ABC's S3 store): any http(s)
     /// origin, as the URL's signature is its authority, and so never a
     /// credential header. Whatever the transport says back is stripped of
     /// the URL's query (the signature): it may reach a log or the app.
-    pub(crate) fn send_presigned(&self, out: &Outbound) -> Exchange {
+    pub(crate) fn send_presigned(&self, out: &Outbound, meter: Option<Meter>) -> Exchange {
         if Origin::of(&out.url).is_none() {
             return Exchange::NotSent("refused: the presigned URL is not an http(s) URL".into());
         }
@@ -246,7 +264,7 @@ impl Server {
                 "refused: a presigned upload carries no key or credential header".into(),
             );
         }
-        match self.dispatch(out) {
+        match self.dispatch(out, meter) {
             Exchange::NotSent(m) => Exchange::NotSent(without_query(&m, &out.url)),
             Exchange::Transport(m) => Exchange::Transport(without_query(&m, &out.url)),
             answer => answer,
@@ -254,7 +272,7 @@ impl Server {
     }
 
     /// Sends a translator's request through this server's backend.
-    fn dispatch(&self, out: &Outbound) -> Exchange {
+    fn dispatch(&self, out: &Outbound, meter: Option<Meter>) -> Exchange {
         let mut headers = out.headers.clone();
         headers.push(("User-Agent".to_string(), USER_AGENT.to_string()));
         match &self.backend {
@@ -264,7 +282,12 @@ impl Server {
                 agent,
                 resolver,
                 (&out.method, &out.url, &headers, out.timeout),
-                ureq::SendBody::from_owned_reader(out.body.reader()),
+                match meter {
+                    Some(m) => {
+                        ureq::SendBody::from_owned_reader(Metered::new(out.body.reader(), m))
+                    }
+                    None => ureq::SendBody::from_owned_reader(out.body.reader()),
+                },
                 None,
             ),
             Backend::App(t) => {
@@ -290,6 +313,7 @@ impl Server {
                         body,
                         timeout: out.timeout,
                     },
+                    meter,
                 )
             }
         }
@@ -302,6 +326,7 @@ impl Server {
         resolver: &CachingResolver,
         request: HttpRequest,
         upload: Option<Upload>,
+        meter: Option<Meter>,
     ) -> Exchange {
         let HttpRequest {
             method,
@@ -318,9 +343,17 @@ impl Server {
                 path,
                 suffix,
             } => match ExactFile::open(&path, upload.map(|u| u.file_len)) {
-                Ok(file) => ureq::SendBody::from_owned_reader(
-                    Cursor::new(prefix).chain(file).chain(Cursor::new(suffix)),
-                ),
+                // Only the file's bytes are counted: the size the app knows.
+                Ok(file) => match meter {
+                    Some(m) => ureq::SendBody::from_owned_reader(
+                        Cursor::new(prefix)
+                            .chain(Metered::new(file, m))
+                            .chain(Cursor::new(suffix)),
+                    ),
+                    None => ureq::SendBody::from_owned_reader(
+                        Cursor::new(prefix).chain(file).chain(Cursor::new(suffix)),
+                    ),
+                },
                 // Nothing has left yet.
                 Err(e) => return Exchange::NotSent(format!("the outbox copy: {e}")),
             },
@@ -646,20 +679,24 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         for header in ["x-api-key", "Authorization", " COOKIE"] {
-            let e = server.send_presigned(&put("http://127.0.0.1:9/b/o?sig=1", &[(header, "k")]));
+            let e =
+                server.send_presigned(&put("http://127.0.0.1:9/b/o?sig=1", &[(header, "k")]), None);
             assert!(
                 matches!(&e, Exchange::NotSent(m) if m.contains("no key")),
                 "{header}: {e:?}"
             );
         }
-        let e = server.send_presigned(&put("ftp://h/o?sig=1", &[]));
+        let e = server.send_presigned(&put("ftp://h/o?sig=1", &[]), None);
         assert!(
             matches!(&e, Exchange::NotSent(m) if m.contains("not an http")),
             "{e:?}"
         );
         // Another origin is allowed (port 1 refuses the connection here);
         // what comes back never shows the signature.
-        let e = server.send_presigned(&put("http://127.0.0.1:1/b/o?X-Amz-Signature=s3cr", &[]));
+        let e = server.send_presigned(
+            &put("http://127.0.0.1:1/b/o?X-Amz-Signature=s3cr", &[]),
+            None,
+        );
         match e {
             Exchange::NotSent(m) | Exchange::Transport(m) => {
                 assert!(!m.contains("s3cr") && !m.starts_with("refused:"), "{m}")

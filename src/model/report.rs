@@ -484,6 +484,27 @@ pub enum Event {
         /// The server's answer.
         error: DeliveryError,
     },
+    /// Bytes of an upload handed to the connection so far: one event when
+    /// sending starts (at 0), then at most four a second, then exactly one
+    /// at `total_bytes` once every byte is handed over (an upload that
+    /// fails never reports its total). Only for uploads of 1 MiB or more.
+    /// With an app's [`Transport`](crate::transport::Transport), which
+    /// shows nothing while it sends, only the event at the total comes,
+    /// when the transport returns an answer.
+    Progress {
+        /// The report.
+        id: ReportId,
+        /// The attachment's file name; for a destination that sends the
+        /// report and its files in one request, the names of the files in
+        /// it, joined by `", "`.
+        file_name: String,
+        /// Bytes handed over so far.
+        sent_bytes: u64,
+        /// Bytes to send: the file's size, or the whole request's for a
+        /// one-request destination (its files base64-encoded where the
+        /// destination wants that).
+        total_bytes: u64,
+    },
 }
 
 /// Hears of deliveries and failures. Called on the thread that flushes

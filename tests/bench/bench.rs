@@ -201,6 +201,13 @@ fn main() {
         .expect("sandbox");
         rows.extend(bench_upload(&plan, work.path(), &big, Target::Sandbox(&sb)).0);
     }
+    if on("progress") {
+        if !big.exists() {
+            make_file(&big, plan.large_bytes);
+        }
+        eprintln!("== progress (discard server, listener hearing progress or none)");
+        rows.extend(bench_progress(&plan, work.path(), &big, &Discard::start()));
+    }
     if on("drain") {
         eprintln!("== drain ({} small reports)", plan.drain_n);
         rows.extend(bench_drain(&plan, work.path()));
@@ -762,6 +769,76 @@ fn bench_upload(
         ));
     }
     (rows, Some(curl_peak))
+}
+
+// ---------------------------------------------------------------------------
+// progress: the same upload with a listener hearing Event::Progress, and
+// without one (no meter at all), alternated
+// ---------------------------------------------------------------------------
+
+/// Counts the progress events it hears.
+#[derive(Default)]
+struct ProgressCount(std::sync::atomic::AtomicU64);
+
+impl fieldreport::Listener for ProgressCount {
+    fn on_event(&self, event: fieldreport::Event) {
+        if matches!(event, fieldreport::Event::Progress { .. }) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn bench_progress(plan: &Plan, work: &Path, big: &Path, d: &Discard) -> Vec<Row> {
+    let dir = work.join("upload-progress");
+    fs::create_dir_all(&dir).unwrap();
+    let mut cfg = config(&dir.join("outbox"), &d.base_url());
+    cfg.policy.max_requests_per_sec = 0;
+    let client = Client::open(cfg).expect("client opens");
+    submit_warm_up(&client);
+    client.flush(Duration::from_secs(30)).unwrap();
+    let heard = std::sync::Arc::new(ProgressCount::default());
+    let (mut with, mut without) = (Samples::default(), Samples::default());
+    // Twice the upload section's repetitions: the difference sought is small.
+    for rep in 0..plan.upload_reps * 2 {
+        for pass in 0..2 {
+            let listening = (pass == 0) == (rep % 2 == 0);
+            client.set_listener(if listening {
+                Some(heard.clone() as std::sync::Arc<dyn fieldreport::Listener>)
+            } else {
+                None
+            });
+            let id = client
+                .submit(Feedback::new("large upload").attach(Attachment::from_path("Log", big)))
+                .expect("submit large");
+            sync_all();
+            let (r, t) = timed(|| client.flush(Duration::from_secs(300)));
+            r.expect("flush");
+            assert_eq!(client.report(id).unwrap().state, ReportState::Delivered);
+            if listening {
+                with.push(t);
+            } else {
+                without.push(t);
+            }
+        }
+    }
+    let events = heard.0.load(std::sync::atomic::Ordering::Relaxed);
+    let mbps = |s: f64| plan.large_bytes as f64 / 1e6 / s;
+    vec![Row::speed(
+        format!(
+            "flush of a {} attachment to a discard server, a listener hearing progress ({} events in {} uploads)",
+            plan.large_label(),
+            events,
+            with.len()
+        ),
+        format!("{:.0} MB/s ({:.3} s)", mbps(with.median()), with.median()),
+        format!(
+            "{:.0} MB/s ({:.3} s) no listener",
+            mbps(without.median()),
+            without.median()
+        ),
+        without.median() / with.median(),
+        Some(0.95),
+    )]
 }
 
 // ---------------------------------------------------------------------------

@@ -205,6 +205,11 @@ typedef struct {
     int secret_seen;
     int last_http_status;
     int64_t last_delivered_id;
+    int progress;
+    int progress_at_total;
+    uint64_t progress_last_sent;
+    uint64_t progress_total;
+    int progress_named;
 } recorder;
 
 static void on_event(void *user_data, const fieldreport_event *ev) {
@@ -237,6 +242,15 @@ static void on_event(void *user_data, const fieldreport_event *ev) {
         break;
     case FIELDREPORT_EVENT_KIND_ATTACHMENT_REJECTED:
         r->rejected++;
+        break;
+    case FIELDREPORT_EVENT_KIND_PROGRESS:
+        r->progress++;
+        r->progress_last_sent = ev->sent_bytes;
+        r->progress_total = ev->total_bytes;
+        if (ev->sent_bytes == ev->total_bytes) r->progress_at_total++;
+        if (ev->file_name && strcmp(ev->file_name, "big.bin") == 0 && ev->json &&
+            strstr(ev->json, "\"kind\":\"progress\""))
+            r->progress_named++;
         break;
     default:
         break;
@@ -851,6 +865,36 @@ static int64_t submit_simple(fieldreport_client *c, const char *summary) {
     return id;
 }
 
+/* A multi-MB upload reports its progress through the callback, ending once
+ * at the file's size. */
+static void test_progress(fieldreport_client *c, recorder *rec) {
+    enum { BIG = 3 * 1024 * 1024 };
+    fieldreport_feedback *fb = NULL;
+    uint8_t *data = (uint8_t *)malloc(BIG);
+    int64_t id = 0;
+    int before;
+    if (!data) {
+        CHECK(0);
+        return;
+    }
+    memset(data, 7, BIG);
+    before = recorded(rec, &rec->progress);
+    CHECK_OK(fieldreport_feedback_new("A big upload", &fb));
+    CHECK_OK(fieldreport_feedback_attach_bytes(fb, "Screenshot", "big.bin", data, BIG, NULL));
+    CHECK_OK(fieldreport_client_submit(c, fb, &id));
+    fieldreport_feedback_free(fb);
+    free(data);
+    CHECK_OK(fieldreport_client_flush(c, 60000, NULL));
+    pthread_mutex_lock(&rec->mu);
+    /* At least the start (0) and the end; every one named, with its JSON. */
+    CHECK(rec->progress - before >= 2);
+    CHECK(rec->progress_named == rec->progress - before);
+    CHECK(rec->progress_at_total == 1);
+    CHECK(rec->progress_total == BIG);
+    CHECK(rec->progress_last_sent == BIG);
+    pthread_mutex_unlock(&rec->mu);
+}
+
 static void test_dead_and_retry(fieldreport_client *c, recorder *rec) {
     fieldreport_flush_result *result = NULL;
     const fieldreport_receipt *r;
@@ -1333,6 +1377,7 @@ int main(void) {
         test_happy_path(c, &rec);
         test_bad_inputs(c, outbox);
         test_submit_many(c, outbox);
+        test_progress(c, &rec);
         test_dead_and_retry(c, &rec);
         test_consent_and_offline(c);
         test_auth_pause_and_redaction(c, &rec);

@@ -85,3 +85,26 @@ def test_listener_can_be_removed(client, recorder):
     client.submit(fr.Feedback(summary="nobody listens"))
     client.flush(FLUSH)
     assert recorder.events == []
+
+
+def test_a_multi_mb_upload_reports_progress_ending_at_its_size(client, recorder, tmp_path):
+    size = 3 * 1024 * 1024
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"\x07" * size)
+    client.set_listener(recorder)
+    report_id = client.submit(
+        fr.Feedback(
+            summary="a big upload",
+            attachments=[fr.Attachment(element_key="Screenshot", path=str(path))],
+        )
+    )
+    client.flush(FLUSH)
+    recorder.wait_for(lambda e: e.is_DELIVERED() and e.receipt.id == report_id)
+    progress = [e for e in recorder.events if e.is_PROGRESS()]
+    assert len(progress) >= 2, progress
+    assert all(e.id == report_id and e.file_name == "big.bin" for e in progress)
+    assert all(e.total_bytes == size for e in progress)
+    assert progress[0].sent_bytes == 0
+    sent = [e.sent_bytes for e in progress]
+    assert sent == sorted(set(sent)), sent  # rising, never repeated
+    assert sent[-1] == size

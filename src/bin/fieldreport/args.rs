@@ -54,6 +54,10 @@ pub struct Cli {
     /// The limits a rig tunes.
     #[command(flatten)]
     pub policy: PolicyOpts,
+    /// No progress display on stderr (shown only on a terminal, and never
+    /// with --json)
+    #[arg(long, short = 'q', global = true, env = "FIELDREPORT_QUIET")]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

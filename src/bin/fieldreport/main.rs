@@ -12,6 +12,7 @@ mod deliver;
 mod fail;
 mod human;
 mod output;
+mod progress;
 mod queue;
 mod sandbox;
 mod setup;
@@ -91,10 +92,30 @@ fn run(cli: &Cli, matches: &clap::ArgMatches) -> Result<u8, Fail> {
             );
             Ok(EXIT_OK)
         }
-        Command::Submit(a) => queue::submit(&open(Outbox::Create)?, a),
-        Command::Crash(a) => queue::crash(&open(Outbox::Create)?, a),
+        Command::Submit(a) => {
+            let client = open(Outbox::Create)?;
+            let files: Vec<_> = a
+                .report
+                .attachments
+                .iter()
+                .map(|(_, p)| p.clone())
+                .collect();
+            let show = progress::wanted(cli.quiet, a.report.json);
+            progress::ingest(show, &files, || queue::submit(&client, a))
+        }
+        Command::Crash(a) => {
+            let client = open(Outbox::Create)?;
+            let mut files = vec![a.log.clone()];
+            files.extend(a.report.attachments.iter().map(|(_, p)| p.clone()));
+            let show = progress::wanted(cli.quiet, a.report.json);
+            progress::ingest(show, &files, || queue::crash(&client, a))
+        }
         Command::Batch(a) => queue::batch(&open(Outbox::Create)?, a),
-        Command::Flush(a) => deliver::flush(&open(Outbox::MustExist)?, a),
+        Command::Flush(a) => {
+            let client = open(Outbox::MustExist)?;
+            progress::uploads(&client, progress::wanted(cli.quiet, a.json));
+            deliver::flush(&client, a)
+        }
         Command::Status(a) => deliver::status(&open(Outbox::MustExist)?, a),
         Command::Retry { id } => {
             open(Outbox::MustExist)?.retry(*id)?;

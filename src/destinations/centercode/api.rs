@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::delivery::Exchange;
 use crate::http::origin::Origin;
+use crate::http::progress::Meter;
 use crate::http::server::{headers, percent_encode, Server, Upload};
 use crate::transport::{HttpBody, HttpRequest};
 
@@ -47,19 +48,21 @@ impl CentercodeApi<'_> {
                 timeout: self.request_timeout * 2,
             },
             None,
+            None,
         )
     }
 
     /// POST one file as `multipart/form-data` field `file` to an element URL
     /// returned by the server, streaming it from disk. `size` is the copy's
-    /// recorded size, which the request announces.
+    /// recorded size, which the request announces. `meter` hears of the
+    /// file's bytes (not the multipart framing) as they go.
     pub(crate) fn upload(
         &self,
         element_url: &str,
-        path: &Path,
-        size: u64,
+        (path, size): (&Path, u64),
         file_name: &str,
         content_type: &str,
+        meter: Option<Meter>,
     ) -> Exchange {
         // The engine routes only same-origin element URLs here; this is
         // the last guard before the key would leave with the request.
@@ -94,6 +97,7 @@ impl CentercodeApi<'_> {
                 send_budget,
                 file_len: size,
             }),
+            meter,
         )
     }
 
@@ -114,6 +118,7 @@ impl CentercodeApi<'_> {
                 body: HttpBody::Empty,
                 timeout: self.request_timeout * 2,
             },
+            None,
             None,
         );
         match exchange {

@@ -3733,6 +3733,13 @@ public enum Event: Equatable, Hashable {
      */
     case paused(error: DeliveryError
     )
+    /**
+     * An upload of 1 MiB or more is under way: `sent_bytes` of `total_bytes`
+     * handed to the connection. One at 0 when it starts, at most four a
+     * second, and exactly one at `total_bytes` when every byte is sent.
+     */
+    case progress(id: Int64, fileName: String, sentBytes: UInt64, totalBytes: UInt64
+    )
 
 
 
@@ -3770,6 +3777,9 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         )
         
         case 6: return .paused(error: try FfiConverterTypeDeliveryError.read(from: &buf)
+        )
+        
+        case 7: return .progress(id: try FfiConverterInt64.read(from: &buf), fileName: try FfiConverterString.read(from: &buf), sentBytes: try FfiConverterUInt64.read(from: &buf), totalBytes: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3814,6 +3824,14 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case let .paused(error):
             writeInt(&buf, Int32(6))
             FfiConverterTypeDeliveryError.write(error, into: &buf)
+            
+        
+        case let .progress(id,fileName,sentBytes,totalBytes):
+            writeInt(&buf, Int32(7))
+            FfiConverterInt64.write(id, into: &buf)
+            FfiConverterString.write(fileName, into: &buf)
+            FfiConverterUInt64.write(sentBytes, into: &buf)
+            FfiConverterUInt64.write(totalBytes, into: &buf)
             
         }
     }

@@ -3884,6 +3884,50 @@ class Event:
                 return False
             return True
 
+    @dataclass
+    class PROGRESS:
+        """
+        An upload of 1 MiB or more is under way: `sent_bytes` of `total_bytes`
+        handed to the connection. One at 0 when it starts, at most four a
+        second, and exactly one at `total_bytes` when every byte is sent.
+"""
+        
+        def __init__(self, id:int, file_name:str, sent_bytes:int, total_bytes:int):
+            self.id = id
+            
+            
+            self.file_name = file_name
+            
+            
+            self.sent_bytes = sent_bytes
+            
+            
+            self.total_bytes = total_bytes
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.PROGRESS(id={}, file_name={}, sent_bytes={}, total_bytes={})".format(self.id, self.file_name, self.sent_bytes, self.total_bytes)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_PROGRESS():
+                return False
+            if self.id != other.id:
+                return False
+            if self.file_name != other.file_name:
+                return False
+            if self.sent_bytes != other.sent_bytes:
+                return False
+            if self.total_bytes != other.total_bytes:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -3912,6 +3956,10 @@ class Event:
         return isinstance(self, Event.PAUSED)
     def is_paused(self) -> bool:
         return isinstance(self, Event.PAUSED)
+    def is_PROGRESS(self) -> bool:
+        return isinstance(self, Event.PROGRESS)
+    def is_progress(self) -> bool:
+        return isinstance(self, Event.PROGRESS)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -3923,6 +3971,7 @@ Event.FAILED = type("Event.FAILED", (Event.FAILED, Event,), {})  # type: ignore
 Event.DEAD = type("Event.DEAD", (Event.DEAD, Event,), {})  # type: ignore
 Event.EVICTED = type("Event.EVICTED", (Event.EVICTED, Event,), {})  # type: ignore
 Event.PAUSED = type("Event.PAUSED", (Event.PAUSED, Event,), {})  # type: ignore
+Event.PROGRESS = type("Event.PROGRESS", (Event.PROGRESS, Event,), {})  # type: ignore
 
 
 
@@ -3961,6 +4010,13 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             return Event.PAUSED(
                 _UniffiFfiConverterTypeDeliveryError.read(buf),
             )
+        if variant == 7:
+            return Event.PROGRESS(
+                _UniffiFfiConverterInt64.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -3988,6 +4044,12 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             return
         if value.is_PAUSED():
             _UniffiFfiConverterTypeDeliveryError.check_lower(value.error)
+            return
+        if value.is_PROGRESS():
+            _UniffiFfiConverterInt64.check_lower(value.id)
+            _UniffiFfiConverterString.check_lower(value.file_name)
+            _UniffiFfiConverterUInt64.check_lower(value.sent_bytes)
+            _UniffiFfiConverterUInt64.check_lower(value.total_bytes)
             return
         raise ValueError(value)
 
@@ -4017,6 +4079,12 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
         if value.is_PAUSED():
             buf.write_i32(6)
             _UniffiFfiConverterTypeDeliveryError.write(value.error, buf)
+        if value.is_PROGRESS():
+            buf.write_i32(7)
+            _UniffiFfiConverterInt64.write(value.id, buf)
+            _UniffiFfiConverterString.write(value.file_name, buf)
+            _UniffiFfiConverterUInt64.write(value.sent_bytes, buf)
+            _UniffiFfiConverterUInt64.write(value.total_bytes, buf)
 
 
 

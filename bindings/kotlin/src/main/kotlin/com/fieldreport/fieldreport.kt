@@ -4119,6 +4119,23 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * An upload of 1 MiB or more is under way: `sent_bytes` of `total_bytes`
+     * handed to the connection. One at 0 when it starts, at most four a
+     * second, and exactly one at `total_bytes` when every byte is sent.
+     */
+    data class Progress(
+        val `id`: kotlin.Long, 
+        val `fileName`: kotlin.String, 
+        val `sentBytes`: kotlin.ULong, 
+        val `totalBytes`: kotlin.ULong) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -4158,6 +4175,12 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 )
             6 -> Event.Paused(
                 FfiConverterTypeDeliveryError.read(buf),
+                )
+            7 -> Event.Progress(
+                FfiConverterLong.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -4212,6 +4235,16 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterTypeDeliveryError.allocationSize(value.`error`)
             )
         }
+        is Event.Progress -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterLong.allocationSize(value.`id`)
+                + FfiConverterString.allocationSize(value.`fileName`)
+                + FfiConverterULong.allocationSize(value.`sentBytes`)
+                + FfiConverterULong.allocationSize(value.`totalBytes`)
+            )
+        }
     }
 
     override fun write(value: Event, buf: ByteBuffer) {
@@ -4250,6 +4283,14 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             is Event.Paused -> {
                 buf.putInt(6)
                 FfiConverterTypeDeliveryError.write(value.`error`, buf)
+                Unit
+            }
+            is Event.Progress -> {
+                buf.putInt(7)
+                FfiConverterLong.write(value.`id`, buf)
+                FfiConverterString.write(value.`fileName`, buf)
+                FfiConverterULong.write(value.`sentBytes`, buf)
+                FfiConverterULong.write(value.`totalBytes`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }

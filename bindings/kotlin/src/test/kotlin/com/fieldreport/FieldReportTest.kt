@@ -207,6 +207,29 @@ class FieldReportTest {
     }
 
     @Test
+    fun `a multi-MB upload reports progress ending at its size`() {
+        FieldReportClient(config()).use { client ->
+            val size = 3 * 1024 * 1024
+            val (big, _) = randomFile("big.bin", size)
+            val rec = Recorder()
+            client.setListener(rec)
+            val id = client.submit(
+                Feedback(summary = "A big upload", attachments = listOf(Attachment(elementKey = "Screenshot", path = big.path))),
+            )
+            client.flush(Duration.ofSeconds(30))
+            val progress = rec.events.filterIsInstance<Event.Progress>()
+            assertTrue(progress.size >= 2, rec.events.toString())
+            assertTrue(progress.all { it.id == id && it.fileName == "big.bin" && it.totalBytes == size.toULong() }, progress.toString())
+            assertEquals(0UL, progress.first().sentBytes)
+            assertEquals(size.toULong(), progress.last().sentBytes)
+            val sent = progress.map { it.sentBytes }
+            assertEquals(sent.sorted().distinct(), sent)
+            // Heard before the delivery it belongs to.
+            assertTrue(rec.events.indexOfLast { it is Event.Progress } < rec.events.indexOfFirst { it is Event.Delivered })
+        }
+    }
+
+    @Test
     fun `a listener that throws does not break delivery and is reported in one line`() {
         FieldReportClient(config()).use { client ->
             val heard = CopyOnWriteArrayList<Event>()
