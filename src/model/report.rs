@@ -439,7 +439,9 @@ pub struct Stats {
     pub other_destinations: u64,
 }
 
-/// What the listener hears.
+/// What the listener hears. New kinds may be added (progress was, and
+/// crash capture will add more): match with a wildcard arm.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A report was created and all its attachments uploaded or rejected.
