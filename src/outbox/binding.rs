@@ -136,14 +136,24 @@ impl Outbox {
         saved
     }
 
-    /// This install's device id: a random v4 UUID made the first time it is
-    /// asked for and kept in `meta` with the outbox (never derived from the
-    /// hardware). `INSERT OR IGNORE` lets two processes opening a new
-    /// outbox at once agree on one.
+    /// This install's device id: a random v4 UUID made the first time it
+    /// is asked for and kept in `meta` with the outbox (never derived from
+    /// the hardware). `INSERT OR IGNORE` lets two processes opening a new
+    /// outbox at once agree on one. A full disk must not stop `open`: if
+    /// the id cannot be stored, this process uses one of its own and a
+    /// later open stores one.
     pub(crate) fn device_id(&self) -> Result<String> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?1)")?
-            .execute(params![super::random_id()])?;
-        Ok(self.meta("device_id")?.unwrap_or_default())
+        if let Some(id) = self.meta("device_id")? {
+            return Ok(id);
+        }
+        let made = super::random_id();
+        let stored = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES ('device_id', ?1)")
+            .and_then(|mut s| s.execute(params![made]));
+        match stored {
+            Ok(_) => Ok(self.meta("device_id")?.unwrap_or(made)),
+            Err(_) => Ok(made),
+        }
     }
 }
