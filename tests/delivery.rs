@@ -865,9 +865,16 @@ fn lookup_client(dir: &std::path::Path, sb: &Sandbox) -> Client {
 fn a_late_create_is_waited_for_and_found_by_lookup() {
     let sb = sandbox();
     let dir = tempdir();
-    let client = lookup_client(dir.path(), &sb);
+    // A 2 s timeout and a 3 s server: the next attempt (at about 2.1 s)
+    // comes well before the server finishes, which is well inside the wait
+    // (twice the timeout), however late a loaded machine runs each step.
+    let mut cfg = config(dir.path(), &sb);
+    cfg.server.client_id_field = Some("ClientId".into());
+    cfg.server.lookup_key = Some("Lookup".into());
+    cfg.policy.request_timeout = Duration::from_secs(2);
+    let client = Client::open(cfg).unwrap();
     let id = client.submit(feedback("slow server")).unwrap();
-    sb.inject(Fault::Delay(Duration::from_millis(1500)));
+    sb.inject(Fault::Delay(Duration::from_millis(3000)));
     let r = client.flush(Duration::from_secs(10)).unwrap();
     assert!(r.receipts[0].error.is_some(), "timed out: {r:?}");
     // Retried at once, before the server has created it: looked up, not found, waited for.
@@ -881,7 +888,7 @@ fn a_late_create_is_waited_for_and_found_by_lookup() {
         .message
         .clone();
     assert!(why.contains("may still be in progress"), "{why}");
-    let r = drain(&client, 20);
+    let r = drain(&client, 40);
     assert_eq!(r.pending, 0, "{r:?}");
     assert_eq!(sb.feedback().len(), 1, "created once");
     assert_eq!(
